@@ -1,0 +1,54 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both create .venv from the hashed lock file on first use (Python 3.11 + pip only).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+PIP    := $(BIN)/pip --disable-pip-version-check --quiet
+
+.PHONY: demo test lint unit browser-deps messages lock benchmark clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "etcnet needs Python 3.11 (Django 5.2 LTS); set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --require-hashes -r requirements.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+## Run the center with demo data on http://127.0.0.1:8000 (SQLite in ./var).
+demo: $(STAMP)
+	$(BIN)/etcnet center demo
+
+## Lint, type checks, architecture contracts and the whole test suite.
+test: $(STAMP) browser-deps lint unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m etcnet.core.messages --check
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+## Debian's chromium for the Playwright browser tests (Playwright's own download does not work here).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## Compile the translations (.po -> .mo) after editing them.
+messages: $(STAMP)
+	$(BIN)/python -m etcnet.core.messages --compile
+
+## Re-lock the dependencies after changing pyproject.toml.
+lock:
+	$(PYTHON) -m venv /tmp/etcnet-piptools && /tmp/etcnet-piptools/bin/pip install -q pip-tools
+	/tmp/etcnet-piptools/bin/pip-compile -q --extra dev --generate-hashes --strip-extras --allow-unsafe -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""The JSON API under /api/v1/ with its OpenAPI schema (/api/v1/openapi.json)
+and docs page (/api/v1/docs).
+
+Every error has one shape: {"code", "message", "errors": [{"field", "code",
+"message"}]}, in the caller's language (Accept-Language), with a stable code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate, login, logout
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.utils.translation import gettext
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import django_auth
+
+from etcnet.core.errors import DomainError
+from etcnet.core.roles import roles_of
+from etcnet.issuance.api import router as issuance_router
+
+api = NinjaAPI(
+    title="etcnet center API",
+    version="1",
+    description="ETC issuance, tolling and clearing. Money is integer fen; times are UTC.",
+    auth=django_auth,
+    urls_namespace="api",
+)
+
+
+def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> Any:
+    return status, {"code": code, "message": message, "errors": errors or []}
+
+
+@api.exception_handler(DomainError)
+def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    return api.create_response(request, exc.as_dict(), status=exc.status)
+
+
+@api.exception_handler(NinjaValidationError)
+def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    errors = []
+    for error in exc.errors:
+        location = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in ("body", "payload", "query", "form", "file")
+        ]
+        errors.append(
+            {
+                "field": ".".join(location) or "body",
+                "code": "required" if error.get("type") == "missing" else "invalid",
+                "message": gettext("This field is required.")
+                if error.get("type") == "missing"
+                else gettext("This value is not valid."),
+            }
+        )
+    body = {
+        "code": "invalid_input",
+        "message": gettext("Some fields are not valid; correct them and try again."),
+        "errors": errors,
+    }
+    return api.create_response(request, body, status=400)
+
+
+@api.exception_handler(AuthenticationError)
+def authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    body = {"code": "unauthenticated", "message": gettext("Log in first."), "errors": []}
+    return api.create_response(request, body, status=401)
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    body = {"code": "http_error", "message": str(exc), "errors": []}
+    return api.create_response(request, body, status=exc.status_code)
+
+
+class LoginIn(Schema):
+    username: str
+    password: str
+
+
+class SessionOut(Schema):
+    username: str
+    roles: list[str]
+    csrf_token: str
+
+
+@api.post("/auth/login", auth=None, response={200: SessionOut}, tags=["auth"])
+def api_login(request: HttpRequest, payload: LoginIn) -> dict[str, Any]:
+    """Start a session (cookie) for scripts; unsafe calls then send X-CSRFToken.
+
+    Failed logins are throttled exactly as on the login page."""
+    user = authenticate(request, username=payload.username, password=payload.password)
+    if user is None:
+        raise DomainError(
+            "Wrong username or password, or too many failed attempts.", code="login_failed"
+        )
+    login(request, user)
+    return {
+        "username": user.get_username(),
+        "roles": sorted(roles_of(user)),
+        "csrf_token": get_token(request),
+    }
+
+
+@api.post("/auth/logout", response={204: None}, tags=["auth"])
+def api_logout(request: HttpRequest) -> tuple[int, None]:
+    logout(request)
+    return 204, None
+
+
+api.add_router("/issuance", issuance_router, tags=["issuance"])

@@ -1,0 +1,184 @@
+"""Issuance endpoints: the wizard as JSON. Thin: parse, call a service, shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import File, Query, Router, Schema
+from ninja.files import UploadedFile
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from etcnet.core.codes import CustomerType
+from etcnet.core.errors import Forbidden
+from etcnet.core.masking import mask_id_number, mask_name, mask_phone
+from etcnet.core.roles import Role, has_role, may_see_personal_data
+from etcnet.issuance import selectors, services
+from etcnet.issuance.models import Application
+from etcnet.issuance.schemas import (
+    ApplicationOut,
+    ApplicationSummaryOut,
+    CodeIn,
+    CustomerIn,
+    DecisionOut,
+    StartIn,
+    VehicleIn,
+)
+from etcnet.issuance.services import CUSTOMER_FIELDS, VEHICLE_FIELDS
+
+router = Router()
+
+READERS = (Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR, Role.AUDITOR)
+
+
+def _require_reader(request: HttpRequest) -> None:
+    if not has_role(request.user, *READERS):
+        raise Forbidden()
+
+
+def application_payload(application: Application, user: Any) -> dict[str, Any]:
+    """The full application; personal data masked unless the role may see it."""
+    clear = may_see_personal_data(user)
+    customer = {name: getattr(application, name) for name in CUSTOMER_FIELDS}
+    vehicle = {name: getattr(application, name) for name in VEHICLE_FIELDS}
+    for key in ("register_date", "issue_date"):
+        vehicle[key] = vehicle[key].isoformat() if vehicle[key] else None
+    phone = application.phone
+    if not clear:
+        customer["id_number"] = mask_id_number(customer["id_number"])
+        customer["agent_id_number"] = mask_id_number(customer["agent_id_number"])
+        if customer["customer_type"] != CustomerType.ORGANIZATION:
+            customer["name"] = mask_name(customer["name"])
+        customer["agent_name"] = mask_name(customer["agent_name"])
+        vehicle["contact_phone"] = mask_phone(vehicle["contact_phone"])
+        vehicle["contact_name"] = mask_name(vehicle["contact_name"])
+        vehicle["owner_name"] = mask_name(vehicle["owner_name"])
+        phone = mask_phone(phone)
+    documents = [
+        {
+            "kind": doc.kind,
+            "label": str(doc.get_kind_display()),
+            "content_type": doc.content_type,
+            "size_bytes": doc.size_bytes,
+            "width": doc.width,
+            "height": doc.height,
+            "sha256": doc.sha256,
+            "uploaded_at": doc.uploaded_at,
+            "url": reverse("issuance:document", args=[application.pk, doc.kind]),
+            "thumbnail_url": reverse(
+                "issuance:document_thumbnail", args=[application.pk, doc.kind]
+            ),
+        }
+        for doc in application.documents.all().order_by("id")
+    ]
+    return {
+        "id": application.pk,
+        "number": application.number,
+        "status": application.status,
+        "status_label": str(application.get_status_display()),
+        "outlet": application.outlet.code,
+        "phone": phone,
+        "phone_verified": application.phone_verified_at is not None,
+        "steps": selectors.step_state(application),
+        "existing_customer_id": application.existing_customer_id,
+        "customer": customer,
+        "vehicle": vehicle,
+        "documents": documents,
+        "refusal_reasons": [i.as_dict() for i in selectors.refusal_issues(application)],
+        "customer_id": application.customer_id,
+        "vehicle_id": application.vehicle_id,
+        "created_at": application.created_at,
+        "submitted_at": application.submitted_at,
+        "decided_at": application.decided_at,
+    }
+
+
+def _fresh(request: HttpRequest, application_id: int) -> dict[str, Any]:
+    return application_payload(selectors.get_application(application_id), request.user)
+
+
+class ListFilters(Schema):
+    status: str = ""
+    plate: str = ""
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    q: str = ""
+
+
+@router.get("/applications", response=list[ApplicationSummaryOut])
+@paginate(LimitOffsetPagination)
+def list_applications(request: HttpRequest, filters: Query[ListFilters]) -> Any:
+    """Applications, newest first; ID numbers, names and phones are always masked in lists."""
+    _require_reader(request)
+    qs = selectors.application_list(selectors.ApplicationFilter(**filters.dict()))
+    return [
+        {
+            "id": a.pk,
+            "number": a.number,
+            "status": a.status,
+            "status_label": str(a.get_status_display()),
+            "outlet": a.outlet.code,
+            "name": a.name if a.customer_type == CustomerType.ORGANIZATION else mask_name(a.name),
+            "id_number": mask_id_number(a.id_number),
+            "phone": mask_phone(a.phone),
+            "plate": a.plate,
+            "plate_color": a.plate_color,
+            "created_at": a.created_at,
+        }
+        for a in qs
+    ]
+
+
+@router.post("/applications", response={201: ApplicationOut})
+def start_application(request: HttpRequest, payload: StartIn) -> Any:
+    """Step 1a: open an application and text the customer's phone a code."""
+    application = services.start_application(phone=payload.phone, actor=request.user)
+    return 201, _fresh(request, application.pk)
+
+
+@router.get("/applications/{application_id}", response=ApplicationOut)
+def get_application(request: HttpRequest, application_id: int) -> Any:
+    _require_reader(request)
+    return _fresh(request, application_id)
+
+
+@router.post("/applications/{application_id}/phone/resend", response={204: None})
+def resend_code(request: HttpRequest, application_id: int) -> Any:
+    services.resend_phone_code(application_id, actor=request.user)
+    return 204, None
+
+
+@router.post("/applications/{application_id}/phone/verify", response=ApplicationOut)
+def verify_phone(request: HttpRequest, application_id: int, payload: CodeIn) -> Any:
+    services.verify_phone(application_id, code=payload.code, actor=request.user)
+    return _fresh(request, application_id)
+
+
+@router.put("/applications/{application_id}/customer", response=ApplicationOut)
+def save_customer(request: HttpRequest, application_id: int, payload: CustomerIn) -> Any:
+    services.save_customer(application_id, data=payload.dict(), actor=request.user)
+    return _fresh(request, application_id)
+
+
+@router.put("/applications/{application_id}/vehicle", response=ApplicationOut)
+def save_vehicle(request: HttpRequest, application_id: int, payload: VehicleIn) -> Any:
+    services.save_vehicle(application_id, data=payload.dict(), actor=request.user)
+    return _fresh(request, application_id)
+
+
+@router.post("/applications/{application_id}/documents/{kind}", response=ApplicationOut)
+def upload_document(
+    request: HttpRequest, application_id: int, kind: str, file: File[UploadedFile]
+) -> Any:
+    """Upload one photo (multipart field `file`): JPEG or PNG, EXIF removed."""
+    services.upload_documents(application_id, files={kind: file}, actor=request.user)
+    return _fresh(request, application_id)
+
+
+@router.post("/applications/{application_id}/submit", response=DecisionOut)
+def submit(request: HttpRequest, application_id: int) -> Any:
+    """Submit; automatic approval decides at once and lists every reason to refuse."""
+    decision = services.submit_application(application_id, actor=request.user)
+    return {"approved": decision.approved, "application": _fresh(request, application_id)}

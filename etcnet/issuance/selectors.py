@@ -1,0 +1,103 @@
+"""Reads for the issuance pages and API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from etcnet.core.codes import VehicleClass
+from etcnet.core.errors import FieldIssue, NotFound
+from etcnet.core.models import AuditEvent
+from etcnet.core.validators import gettext_noop
+from etcnet.issuance.models import Application, ApplicationStatus, DocumentKind
+
+# The steps of the wizard in seed 000's order, with what "done" means.
+STEPS = ("phone", "customer", "id_photo", "vehicle", "vehicle_photos", "review")
+
+
+@dataclass(frozen=True)
+class ApplicationFilter:
+    status: str = ""
+    plate: str = ""
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    q: str = ""
+
+
+def application_list(filters: ApplicationFilter) -> QuerySet[Application]:
+    qs = Application.objects.select_related("outlet", "created_by")
+    if filters.status in ApplicationStatus.values:
+        qs = qs.filter(status=filters.status)
+    if filters.plate:
+        qs = qs.filter(plate__icontains=filters.plate.strip().upper())
+    tz = timezone.get_current_timezone()
+    if filters.date_from:
+        start = dt.datetime.combine(filters.date_from, dt.time.min, tzinfo=tz)
+        qs = qs.filter(created_at__gte=start)
+    if filters.date_to:
+        end = dt.datetime.combine(filters.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+        qs = qs.filter(created_at__lt=end)
+    q = filters.q.strip()
+    if q:
+        match = Q(plate__icontains=q.upper()) | Q(name__icontains=q) | Q(vin__iexact=q)
+        # Whole document or phone numbers only: a fragment of an ID number is
+        # not a search key, so lists cannot be used to guess masked digits.
+        match |= Q(id_number__iexact=q.upper()) | Q(phone=q)
+        if q.upper().startswith("SQ") and q[-6:].isdigit():
+            match |= Q(pk=int(q[-6:]))
+        qs = qs.filter(match)
+    return qs
+
+
+def get_application(application_id: int) -> Application:
+    try:
+        return Application.objects.select_related(
+            "outlet", "created_by", "existing_customer", "customer", "vehicle"
+        ).get(pk=application_id)
+    except Application.DoesNotExist:
+        raise NotFound(gettext_noop("Application not found.")) from None
+
+
+def documents_by_kind(application: Application) -> dict[str, Any]:
+    return {doc.kind: doc for doc in application.documents.all()}
+
+
+def step_state(application: Application) -> dict[str, bool]:
+    kinds = set(application.documents.values_list("kind", flat=True))
+    id_kinds = {"id_photo"} | ({"entrust_letter"} if application.is_organization else set())
+    return {
+        "phone": application.phone_verified_at is not None,
+        "customer": application.customer_saved_at is not None,
+        "id_photo": id_kinds <= kinds,
+        "vehicle": application.vehicle_saved_at is not None,
+        "vehicle_photos": {"licence_main", "licence_supplement", "vehicle_head"} <= kinds,
+        "review": application.status != ApplicationStatus.DRAFT,
+    }
+
+
+def audit_history(application: Application) -> QuerySet[AuditEvent]:
+    subjects = Q(subject_type="issuance.application", subject_id=str(application.pk))
+    if application.customer_id:
+        subjects |= Q(subject_type="issuance.customer", subject_id=str(application.customer_id))
+    if application.vehicle_id:
+        subjects |= Q(subject_type="issuance.vehicle", subject_id=str(application.vehicle_id))
+    return AuditEvent.objects.filter(subjects).select_related("actor").order_by("occurred_at", "id")
+
+
+def refusal_issues(application: Application) -> list[FieldIssue]:
+    return [present(FieldIssue.from_record(r)) for r in application.refusal_reasons]
+
+
+def present(issue: FieldIssue) -> FieldIssue:
+    """Swaps stored codes in an issue's parameters for their labels."""
+    params = dict(issue.params)
+    if "document" in params:
+        params["document"] = str(DocumentKind(str(params["document"])).label)
+    for name in ("declared", "expected"):
+        if name in params:
+            params[name] = VehicleClass(int(str(params[name]))).label
+    return FieldIssue(issue.field, issue.code, issue.template, params)

@@ -1,0 +1,33 @@
+from django.urls import path
+
+from etcnet.issuance import views
+
+app_name = "issuance"
+
+urlpatterns = [
+    path("", views.application_list, name="list"),
+    path("applications/new/", views.start, name="start"),
+    path("applications/<int:application_id>/", views.detail, name="detail"),
+    path("applications/<int:application_id>/phone/", views.phone, name="phone"),
+    path("applications/<int:application_id>/customer/", views.customer, name="customer"),
+    path("applications/<int:application_id>/id-photo/", views.id_photo, name="id_photo"),
+    path("applications/<int:application_id>/vehicle/", views.vehicle, name="vehicle"),
+    path(
+        "applications/<int:application_id>/vehicle-photos/",
+        views.vehicle_photos,
+        name="vehicle_photos",
+    ),
+    path("applications/<int:application_id>/review/", views.review, name="review"),
+    path("applications/<int:application_id>/submit/", views.submit, name="submit"),
+    path(
+        "applications/<int:application_id>/documents/<str:kind>/",
+        views.document,
+        name="document",
+    ),
+    path(
+        "applications/<int:application_id>/documents/<str:kind>/thumbnail/",
+        views.document_thumbnail,
+        name="document_thumbnail",
+    ),
+    path("customers/lookup/", views.customer_lookup, name="customer_lookup"),
+]
