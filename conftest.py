@@ -25,7 +25,9 @@ def _isolated(settings: Any, tmp_path: Any) -> Any:
     MemorySmsSender.outbox.clear()
 
 
-def make_user(username: str, *roles: str, outlet: Outlet | None = None, password: str = "pw-12345678") -> User:
+def make_user(
+    username: str, *roles: str, outlet: Outlet | None = None, password: str = "pw-12345678"
+) -> User:
     user = User.objects.create_user(username=username, password=password, first_name=username)
     for role in roles:
         user.groups.add(Group.objects.get(name=role))
@@ -103,11 +105,11 @@ def complete_application(
 ) -> Application:
     """An application with every step saved, ready to submit."""
     application = verified_application(clerk, phone)
-    services.save_customer(application.pk, data=customer or samples.personal_customer(), actor=clerk)
+    services.save_customer(
+        application.pk, data=customer or samples.personal_customer(), actor=clerk
+    )
     services.save_vehicle(application.pk, data=vehicle or samples.passenger_car(), actor=clerk)
     kinds = ALL_PHOTOS if photos is None else photos
     if kinds:
-        services.upload_documents(
-            application.pk, files={k: photo(k) for k in kinds}, actor=clerk
-        )
+        services.upload_documents(application.pk, files={k: photo(k) for k in kinds}, actor=clerk)
     return Application.objects.get(pk=application.pk)

@@ -5,8 +5,6 @@ Every error has one shape: {"code", "message", "errors": [{"field", "code",
 "message"}]}, in the caller's language (Accept-Language), with a stable code.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from django.contrib.auth import authenticate, login, logout

@@ -38,7 +38,10 @@ def problems() -> list[str]:
         if not mo_path.exists():
             found.append(f"{mo_path}: missing; run `make messages`")
             continue
-        mo = {(e.msgctxt, e.msgid): (e.msgstr, tuple(sorted(e.msgstr_plural.items()))) for e in polib.mofile(str(mo_path))}
+        mo = {
+            (e.msgctxt, e.msgid): (e.msgstr, tuple(sorted(e.msgstr_plural.items())))
+            for e in polib.mofile(str(mo_path))
+        }
         wanted = {
             (e.msgctxt, e.msgid): (e.msgstr, tuple(sorted(e.msgstr_plural.items())))
             for e in po

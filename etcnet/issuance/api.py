@@ -1,7 +1,5 @@
 """Issuance endpoints: the wizard as JSON. Thin: parse, call a service, shape."""
 
-from __future__ import annotations
-
 import datetime as dt
 from typing import Any
 

@@ -1,8 +1,6 @@
 """API shapes for issuance. Inputs are loosely typed on purpose: the step parsers
 in `domain` give the field-level errors, the same as on the pages."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 from ninja import Schema

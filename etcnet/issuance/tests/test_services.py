@@ -91,10 +91,12 @@ def test_personal_application_is_approved_and_registers_customer_and_vehicle(cle
         VehicleStatus.AWAITING_ISSUANCE,
     )
     assert vehicle.customer == customer
-    assert application.customer == customer and application.vehicle == vehicle
+    assert application.customer == customer
+    assert application.vehicle == vehicle
     actions = list(
-        AuditEvent.objects.filter(subject_id=str(application.pk), subject_type="issuance.application")
-        .values_list("action", flat=True)
+        AuditEvent.objects.filter(
+            subject_id=str(application.pk), subject_type="issuance.application"
+        ).values_list("action", flat=True)
     )
     assert actions == [
         "issuance.application_started",
@@ -110,7 +112,8 @@ def test_personal_application_is_approved_and_registers_customer_and_vehicle(cle
     assert AuditEvent.objects.filter(action="issuance.customer_created").count() == 1
     assert AuditEvent.objects.filter(action="issuance.vehicle_registered").count() == 1
     event = AuditEvent.objects.get(action="issuance.application_approved")
-    assert event.actor == clerk and event.actor_name == "alice"
+    assert event.actor == clerk
+    assert event.actor_name == "alice"
 
 
 def test_existing_customer_is_recognised_by_document_number_and_gets_the_vehicle(clerk):
@@ -127,7 +130,9 @@ def test_existing_customer_is_recognised_by_document_number_and_gets_the_vehicle
     assert second.existing_customer_id == Customer.objects.get().pk
     services.save_vehicle(
         second.pk,
-        data=samples.passenger_car(plate="陕AD12345", plate_color="4", vin=samples.vin("LGXC16DF4N0")),
+        data=samples.passenger_car(
+            plate="陕AD12345", plate_color="4", vin=samples.vin("LGXC16DF4N0")
+        ),
         actor=clerk,
     )
     services.upload_documents(second.pk, files={k: photo(k) for k in ALL_PHOTOS}, actor=clerk)
@@ -140,7 +145,10 @@ def test_existing_customer_is_recognised_by_document_number_and_gets_the_vehicle
     assert customer.vehicles.count() == 2
     assert (customer.phone, customer.address) == ("13900001111", "西安市新城区1号")
     updated = AuditEvent.objects.get(action="issuance.customer_updated")
-    assert updated.before == {"phone": "13800138000", "address": samples.personal_customer()["address"]}
+    assert updated.before == {
+        "phone": "13800138000",
+        "address": samples.personal_customer()["address"],
+    }
     assert updated.after == {"phone": "13900001111", "address": "西安市新城区1号"}
 
 
@@ -194,7 +202,8 @@ def test_refusal_lists_every_reason(clerk):
         ("toll_class", "class_inconsistent"),
     ]
     assert application.refusal_reasons[2]["params"] == {"declared": 11, "expected": 12}
-    assert Customer.objects.count() == 0 and Vehicle.objects.count() == 0
+    assert Customer.objects.count() == 0
+    assert Vehicle.objects.count() == 0
     refused = AuditEvent.objects.get(action="issuance.application_refused")
     assert refused.after == {
         "reasons": ["document_missing", "document_missing", "class_inconsistent"]
@@ -305,7 +314,8 @@ def test_start_sends_a_code_to_the_phone_and_stores_only_its_digest(clerk):
     assert application.phone == "13800138000"
     assert [m.phone for m in MemorySmsSender.outbox] == ["13800138000"]
     code = last_code()
-    assert len(code) == 6 and code.isdigit()
+    assert len(code) == 6
+    assert code.isdigit()
     verification = PhoneVerification.objects.get()
     assert code not in verification.code_digest
     assert verification.expires_at - verification.sent_at == dt.timedelta(minutes=5)
@@ -342,7 +352,9 @@ def test_five_wrong_codes_exhaust_the_code(clerk):
 
 
 def test_code_expires_after_five_minutes(clerk):
-    with time_machine.travel(dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC), tick=False) as traveller:
+    with time_machine.travel(
+        dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC), tick=False
+    ) as traveller:
         application = start(clerk)
         code = last_code()
         traveller.shift(dt.timedelta(minutes=5, seconds=1))
@@ -356,7 +368,9 @@ def test_code_expires_after_five_minutes(clerk):
 
 
 def test_new_code_replaces_the_old_one_after_the_resend_interval(clerk):
-    with time_machine.travel(dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC), tick=False) as traveller:
+    with time_machine.travel(
+        dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC), tick=False
+    ) as traveller:
         application = start(clerk)
         old = last_code()
         with pytest.raises(Exception, match="Wait"):
@@ -524,7 +538,9 @@ def test_imported_flag_does_not_excuse_other_vin_faults(clerk):
 
 def test_uploaded_photo_is_reencoded_without_exif_and_has_a_thumbnail(clerk, settings):
     application = verified_application(clerk)
-    upload = SimpleUploadedFile("id.jpg", samples.photo_bytes(exif=True, size=(1200, 800)), "image/jpeg")
+    upload = SimpleUploadedFile(
+        "id.jpg", samples.photo_bytes(exif=True, size=(1200, 800)), "image/jpeg"
+    )
 
     [document] = services.upload_documents(application.pk, files={"id_photo": upload}, actor=clerk)
 
@@ -547,7 +563,8 @@ def test_replacing_a_photo_removes_the_old_files(clerk, settings):
         services.upload_documents(application.pk, files={"id_photo": photo("two")}, actor=clerk)
 
     new = media_files(settings)
-    assert len(new) == 2 and not set(old) & set(new)
+    assert len(new) == 2
+    assert not set(old) & set(new)
     assert ApplicationDocument.objects.count() == 1
 
 
