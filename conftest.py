@@ -30,7 +30,7 @@ def make_user(
 ) -> User:
     user = User.objects.create_user(username=username, password=password, first_name=username)
     for role in roles:
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     if outlet is not None:
         OutletMembership.objects.create(user=user, outlet=outlet)
     return user

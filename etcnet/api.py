@@ -11,13 +11,14 @@ from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.utils.translation import gettext
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import django_auth
 
 from etcnet.core.errors import DomainError
 from etcnet.core.roles import roles_of
+from etcnet.core.validators import gettext_noop
 from etcnet.issuance.api import router as issuance_router
 
 api = NinjaAPI(
@@ -72,7 +73,21 @@ def authentication_error(request: HttpRequest, exc: AuthenticationError) -> Http
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    body = {"code": "http_error", "message": str(exc), "errors": []}
+    if exc.status_code == 400:
+        # ninja's own 400: a body that is not JSON (or not the declared form).
+        body = {
+            "code": "invalid_input",
+            "message": gettext("Some fields are not valid; correct them and try again."),
+            "errors": [
+                {
+                    "field": "body",
+                    "code": "malformed",
+                    "message": gettext("The request body cannot be read."),
+                }
+            ],
+        }
+    else:
+        body = {"code": "http_error", "message": str(exc), "errors": []}
     return api.create_response(request, body, status=exc.status_code)
 
 
@@ -94,9 +109,7 @@ def api_login(request: HttpRequest, payload: LoginIn) -> dict[str, Any]:
     Failed logins are throttled exactly as on the login page."""
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None:
-        raise DomainError(
-            "Wrong username or password, or too many failed attempts.", code="login_failed"
-        )
+        raise DomainError(gettext_noop("Wrong username or password."), code="login_failed")
     login(request, user)
     return {
         "username": user.get_username(),
@@ -106,9 +119,9 @@ def api_login(request: HttpRequest, payload: LoginIn) -> dict[str, Any]:
 
 
 @api.post("/auth/logout", response={204: None}, tags=["auth"])
-def api_logout(request: HttpRequest) -> tuple[int, None]:
+def api_logout(request: HttpRequest) -> Status[None]:
     logout(request)
-    return 204, None
+    return Status(204, None)
 
 
 api.add_router("/issuance", issuance_router, tags=["issuance"])

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
-from ninja import File, Query, Router, Schema
+from ninja import File, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import LimitOffsetPagination, paginate
 
@@ -133,7 +133,7 @@ def list_applications(request: HttpRequest, filters: Query[ListFilters]) -> Any:
 def start_application(request: HttpRequest, payload: StartIn) -> Any:
     """Step 1a: open an application and text the customer's phone a code."""
     application = services.start_application(phone=payload.phone, actor=request.user)
-    return 201, _fresh(request, application.pk)
+    return Status(201, _fresh(request, application.pk))
 
 
 @router.get("/applications/{application_id}", response=ApplicationOut)
@@ -145,7 +145,7 @@ def get_application(request: HttpRequest, application_id: int) -> Any:
 @router.post("/applications/{application_id}/phone/resend", response={204: None})
 def resend_code(request: HttpRequest, application_id: int) -> Any:
     services.resend_phone_code(application_id, actor=request.user)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/applications/{application_id}/phone/verify", response=ApplicationOut)
