@@ -95,9 +95,9 @@ def refusal_issues(application: Application) -> list[FieldIssue]:
 def present(issue: FieldIssue) -> FieldIssue:
     """Swaps stored codes in an issue's parameters for their labels."""
     params = dict(issue.params)
-    if "document" in params:
+    if issue.code == "document_missing":
         params["document"] = str(DocumentKind(str(params["document"])).label)
-    for name in ("declared", "expected"):
-        if name in params:
+    elif issue.code == "class_inconsistent":
+        for name in ("declared", "expected"):
             params[name] = VehicleClass(int(str(params[name]))).label
     return FieldIssue(issue.field, issue.code, issue.template, params)

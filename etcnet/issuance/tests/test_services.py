@@ -622,3 +622,19 @@ def test_one_bad_file_in_a_batch_stores_none_of_them(clerk, settings):
 
     assert state() == before
     assert media_files(settings) == []
+
+
+@pytest.mark.parametrize("check_char", ["0", "1", "7", "X"])
+def test_check_character_messages_are_presented_as_given(check_char):
+    # A check-character issue also has an "expected" parameter: it must stay the
+    # character, not be read as a toll class.
+    from etcnet.core.errors import FieldIssue
+    from etcnet.issuance.selectors import present
+
+    issue = FieldIssue(
+        "id_number",
+        "id.checksum",
+        "The check character is {found} but should be {expected}.",
+        {"found": "2", "expected": check_char},
+    )
+    assert present(issue).params == {"found": "2", "expected": check_char}
