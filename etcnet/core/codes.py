@@ -9,7 +9,7 @@ is what goes into records, cards and the database.
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
-from typing import Self
+from typing import Any, Self
 
 __all__ = [
     "CardType",
@@ -26,12 +26,38 @@ __all__ = [
 ]
 
 
-class CodeEnum(IntEnum):
+class _Labelled:
+    """What both code enums share: labels, choices and a strict lookup."""
+
+    value: Any
+    label: str
+    label_en: str
+
+    @classmethod
+    def choices(cls) -> list[tuple[Any, str]]:
+        """(value, Chinese label) pairs, in declaration order, for form and model choices."""
+        return [(member.value, member.label) for member in cls._members()]
+
+    @classmethod
+    def from_code(cls, value: Any) -> Self:
+        """The member for ``value``; ``ValueError`` naming the table for an unknown code.
+
+        The type must match too: ``True`` is not code 1, ``1`` is not text code "1"."""
+        for member in cls._members():
+            if member.value == value and type(value) is type(member.value):
+                return member
+        known = ", ".join(str(member.value) for member in cls._members())
+        raise ValueError(f"{value!r} is not a {cls.__name__} code (known codes: {known})")
+
+    @classmethod
+    def _members(cls) -> list[Self]:
+        return list(cls.__members__.values())  # type: ignore[attr-defined]
+
+
+class CodeEnum(_Labelled, IntEnum):
     """An integer code with a Chinese ``label`` and an English ``label_en``."""
 
     _value_: int
-    label: str
-    label_en: str
 
     # Runs only while the class body is built; a later ``Cls(value)`` is a lookup.
     # The label defaults let type checkers accept that lookup.
@@ -42,27 +68,11 @@ class CodeEnum(IntEnum):
         member.label_en = label_en
         return member
 
-    @classmethod
-    def choices(cls) -> list[tuple[int, str]]:
-        """(value, Chinese label) pairs, in declaration order, for form and model choices."""
-        return [(member.value, member.label) for member in cls]
 
-    @classmethod
-    def from_code(cls, value: int) -> Self:
-        """The member for ``value``; ``ValueError`` naming the table for an unknown code."""
-        for member in cls:
-            if member.value == value and type(value) is int:
-                return member
-        known = ", ".join(str(member.value) for member in cls)
-        raise ValueError(f"{value!r} is not a {cls.__name__} code (known codes: {known})")
-
-
-class TextCodeEnum(StrEnum):
+class TextCodeEnum(_Labelled, StrEnum):
     """A text code with a Chinese ``label`` and an English ``label_en``."""
 
     _value_: str
-    label: str
-    label_en: str
 
     # Runs only while the class body is built; a later ``Cls(value)`` is a lookup.
     # The label defaults let type checkers accept that lookup.
@@ -72,20 +82,6 @@ class TextCodeEnum(StrEnum):
         member.label = label
         member.label_en = label_en
         return member
-
-    @classmethod
-    def choices(cls) -> list[tuple[str, str]]:
-        """(value, Chinese label) pairs, in declaration order, for form and model choices."""
-        return [(member.value, member.label) for member in cls]
-
-    @classmethod
-    def from_code(cls, value: str) -> Self:
-        """The member for ``value``; ``ValueError`` naming the table for an unknown code."""
-        for member in cls:
-            if member.value == value and isinstance(value, str):
-                return member
-        known = ", ".join(member.value for member in cls)
-        raise ValueError(f"{value!r} is not a {cls.__name__} code (known codes: {known})")
 
 
 class PlateColor(CodeEnum):
@@ -239,7 +235,7 @@ class IdDocType(CodeEnum):
     @property
     def for_organization(self) -> bool:
         """True for documents that identify an organisation (2xx), not a person."""
-        return self.value >= 200
+        return int(self) >= 200
 
 
 class CustomerType(CodeEnum):

@@ -117,6 +117,27 @@ def _reopen(application: Application) -> None:
         application.refusal_reasons = []
 
 
+def _save_step(
+    application: Application,
+    fields: tuple[str, ...],
+    values: Mapping[str, Any],
+    *,
+    action: str,
+    actor: Any,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Writes a step's values into the (locked) application and audits what changed."""
+    before = _snapshot(application, fields)
+    for name, value in values.items():
+        setattr(application, name, value)
+    _reopen(application)
+    application.save()
+    old, new = audit.changes(before, _snapshot(application, fields))
+    audit.record(
+        actor=actor, action=action, subject=application, before=old, after={**new, **(extra or {})}
+    )
+
+
 def _code_digest(application_id: int, code: str) -> str:
     key = settings.SECRET_KEY.encode()
     return hmac.new(key, f"{application_id}:{code}".encode(), hashlib.sha256).hexdigest()
@@ -288,22 +309,17 @@ def save_customer(application_id: int, *, data: Mapping[str, Any], actor: Any) -
     with transaction.atomic(durable=True):
         application = _lock_editable(application_id)
         _require_phone(application)
-        before = _snapshot(application, CUSTOMER_FIELDS)
-        for name, value in customer.as_fields().items():
-            setattr(application, name, value)
         application.existing_customer = Customer.objects.filter(
             id_type=customer.id_type, id_number=customer.id_number
         ).first()
         application.customer_saved_at = timezone.now()
-        _reopen(application)
-        application.save()
-        old, new = audit.changes(before, _snapshot(application, CUSTOMER_FIELDS))
-        audit.record(
-            actor=actor,
+        _save_step(
+            application,
+            CUSTOMER_FIELDS,
+            customer.as_fields(),
             action="issuance.customer_step_saved",
-            subject=application,
-            before=old,
-            after={**new, "existing_customer": application.existing_customer_id},
+            actor=actor,
+            extra={"existing_customer": application.existing_customer_id},
         )
     return application
 
@@ -332,19 +348,13 @@ def save_vehicle(application_id: int, *, data: Mapping[str, Any], actor: Any) ->
         _require_phone(application)
         if _plate_bound_elsewhere(vehicle.plate, int(vehicle.plate_color), application):
             raise InvalidInput(issues=[domain.plate_bound_issue()])
-        before = _snapshot(application, VEHICLE_FIELDS)
-        for name, value in vehicle.as_fields().items():
-            setattr(application, name, value)
         application.vehicle_saved_at = timezone.now()
-        _reopen(application)
-        application.save()
-        old, new = audit.changes(before, _snapshot(application, VEHICLE_FIELDS))
-        audit.record(
-            actor=actor,
+        _save_step(
+            application,
+            VEHICLE_FIELDS,
+            vehicle.as_fields(),
             action="issuance.vehicle_step_saved",
-            subject=application,
-            before=old,
-            after=new,
+            actor=actor,
         )
         if vehicle.vin_check_digit_waived:
             audit.record(
