@@ -280,3 +280,19 @@ def test_language_can_be_switched_to_english(clerk):
     client.post("/i18n/setlang/", {"language": "en", "next": "/issuance/"})
     page = client.get("/issuance/").content.decode()
     assert "New application" in page
+
+
+def test_operator_keeps_outlets_in_the_admin_and_sees_customers_read_only(clerk, operator):
+    operator.is_staff = True
+    operator.is_superuser = True
+    operator.save()
+    application = complete_application(clerk)
+    services.submit_application(application.pk, actor=clerk)
+    client = browser(operator)
+
+    assert client.get("/admin/issuance/outlet/").status_code == 200
+    assert client.get(f"/admin/auth/user/{clerk.pk}/change/").status_code == 200
+    customer = Customer.objects.get()
+    page = client.get(f"/admin/issuance/customer/{customer.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
