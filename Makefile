@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m etcnet.core.messages --check
+	$(BIN)/etcnet makemigrations --check --dry-run >/dev/null || { echo "models and migrations differ: run etcnet makemigrations"; exit 1; }
 
 unit: $(STAMP)
 	$(BIN)/pytest -q

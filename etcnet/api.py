@@ -39,21 +39,38 @@ def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
     return api.create_response(request, exc.as_dict(), status=exc.status)
 
 
+_SOURCES = {"body", "query", "path", "form", "file", "header", "cookie"}
+_SCHEMA_PARAMS = {"payload", "filters"}
+_TYPE_TAGS = {"str", "int", "bool", "float", "none", "list", "dict"}
+
+
+def _field_name(location: tuple[object, ...]) -> str:
+    """`("body", "payload", "seats", "int")` → `seats`: the name a caller sent."""
+    parts = [str(part) for part in location]
+    if parts and parts[0] in _SOURCES:
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] in _SCHEMA_PARAMS:
+        parts = parts[1:]
+    parts = [p for p in parts if p not in _TYPE_TAGS and not p.startswith("function-")]
+    return ".".join(parts) or "body"
+
+
 @api.exception_handler(NinjaValidationError)
 def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     errors = []
+    seen = set()
     for error in exc.errors:
-        location = [
-            str(part)
-            for part in error.get("loc", ())
-            if part not in ("body", "payload", "query", "form", "file")
-        ]
+        field = _field_name(tuple(error.get("loc", ())))
+        if field in seen:
+            continue  # one entry per field, whatever union member failed
+        seen.add(field)
+        missing = error.get("type") == "missing"
         errors.append(
             {
-                "field": ".".join(location) or "body",
-                "code": "required" if error.get("type") == "missing" else "invalid",
+                "field": field,
+                "code": "required" if missing else "invalid",
                 "message": gettext("This field is required.")
-                if error.get("type") == "missing"
+                if missing
                 else gettext("This value is not valid."),
             }
         )
@@ -85,6 +102,15 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
                     "message": gettext("The request body cannot be read."),
                 }
             ],
+        }
+    elif exc.status_code == 403 and "CSRF" in str(exc):
+        body = {
+            "code": "csrf_failed",
+            "message": gettext(
+                "The request lacks its CSRF token: send the csrf_token of /auth/login "
+                "as X-CSRFToken."
+            ),
+            "errors": [],
         }
     else:
         body = {"code": "http_error", "message": str(exc), "errors": []}

@@ -142,6 +142,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # WAL lets readers run beside the one writer; IMMEDIATE makes a write
     # transaction take its lock up front instead of failing half-way.
+    # Tests use a file too (not the in-memory shared cache, which fails a
+    # second writer at once instead of letting it wait like the real file does).
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-etcnet.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
@@ -205,10 +208,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
 ETCNET_UPLOAD_MAX_BYTES = env_int("ETCNET_UPLOAD_MAX_BYTES", 8 * 1024 * 1024)
 ETCNET_UPLOAD_MAX_PIXELS = env_int("ETCNET_UPLOAD_MAX_PIXELS", 40_000_000)
+# Cards and keys. The key vault reads the issuer master keys from ETCNET_KEYS_FILE
+# (a JSON file, see docs/cards.md) or ETCNET_KEYS (the same JSON in the
+# environment); they are never logged and never in the repository. `make demo`
+# generates its own file under ETCNET_DATA_DIR.
+ETCNET_KEYS_FILE = env_str("ETCNET_KEYS_FILE", "")
+ETCNET_CARD_DIR = Path(env_str("ETCNET_CARD_DIR", str(DATA_DIR / "cards")))
+ETCNET_FUND_DISPUTE_DAYS = env_int("ETCNET_FUND_DISPUTE_DAYS", 30)
+ETCNET_CARD_VALID_YEARS = env_int("ETCNET_CARD_VALID_YEARS", 10)
+ETCNET_COUNTER_TERMINAL_NO = env_str("ETCNET_COUNTER_TERMINAL_NO", "610100000001")
+
 ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)
 ETCNET_SMS_RESEND_SECONDS = env_int("ETCNET_SMS_RESEND_SECONDS", 60)
+
+# The API's list pages: at most this many rows per request.
+NINJA_PAGINATION_PER_PAGE = 50
+NINJA_PAGINATION_MAX_LIMIT = 200
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from etcnet.core.codes import VehicleCategory, VehicleClass
-from etcnet.core.validators import gettext_noop
+from etcnet.core.validators import display_params, english_label, gettext_noop
 
 __all__ = ["LENGTH_LIMIT_MM", "MASS_LIMIT_KG", "Classification", "ClassificationError", "classify"]
 
@@ -57,7 +57,8 @@ class ClassificationError(ValueError):
 
     @property
     def message(self) -> str:
-        return self.template.format(**self.params)
+        """The message in English (the Django edge renders it in the user's language)."""
+        return self.template.format(**display_params(self.params, english_label))
 
     def __str__(self) -> str:
         return self.message
@@ -81,7 +82,7 @@ def _require(category: VehicleCategory, **attributes: int | None) -> None:
         raise ClassificationError(
             "class.missing",
             gettext_noop("{attributes} is needed to classify a {category}."),
-            {"category": category.label_en, "attributes": ", ".join(missing)},
+            {"category": category.value, "attributes": ",".join(missing)},
         )
     for name, value in attributes.items():
         if value is not None and value <= 0:
@@ -124,7 +125,7 @@ def _classify_by_axles(
         raise ClassificationError(
             "class.impossible",
             gettext_noop("A {category} has at least 2 axles, not {axles}."),
-            {"category": category.label_en, "axles": axles},
+            {"category": category.value, "axles": axles},
         )
     if axles == 2:
         _require(category, length_mm=length_mm, total_mass_kg=total_mass_kg)

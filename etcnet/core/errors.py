@@ -9,17 +9,64 @@ caller's language through the API.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
-from etcnet.core.validators import Issue
+from etcnet.core import codes
+from etcnet.core.validators import PARAM_KINDS, Issue, display_params, english_label
+
+
+def _english() -> bool:
+    return (get_language() or "").startswith("en")
+
+
+# Parameter kinds the apps add (name → kind, kind → label in the active language).
+_EXTRA_KINDS: dict[str, str] = {}
+_EXTRA_LABELS: dict[str, Callable[[str], str]] = {}
+
+
+def register_param_kind(name: str, kind: str, label: Callable[[str], str]) -> None:
+    """Lets an app show its own codes in messages, e.g. issuance's photo kinds."""
+    _EXTRA_KINDS[name] = kind
+    _EXTRA_LABELS[kind] = label
+
+
+def localized_label(kind: str, code: str) -> str:
+    """A code's label in the active language (the Chinese labels are the code
+    tables' own; other labels go through the translation catalogue)."""
+    if kind in _EXTRA_LABELS:
+        return _EXTRA_LABELS[kind](code)
+    if kind == "text":
+        return gettext(code)  # a description marked for translation
+    english = english_label(kind, code)
+    if _english():
+        return english
+    try:
+        if kind in ("plate_color", "plate_colors"):
+            return codes.PlateColor(int(code)).label
+        if kind == "doc_type":
+            return codes.IdDocType(int(code)).label
+        if kind == "category":
+            return codes.VehicleCategory(code).label
+        if kind == "vehicle_class":
+            return codes.VehicleClass(int(code)).label
+    except ValueError:
+        return code
+    return gettext(english)
 
 
 def render(template: str, params: Mapping[str, object]) -> str:
-    """The template in the active language with its parameters filled in."""
-    return gettext(template).format(**params)
+    """The template in the active language with its parameters filled in; code
+    parameters (colours, document types, shapes…) shown as labels."""
+    shown = display_params(
+        {k: v for k, v in params.items() if isinstance(v, str | int)},
+        localized_label,
+        separator=", " if _english() else "、",
+        kinds={**PARAM_KINDS, **_EXTRA_KINDS},
+    )
+    return gettext(template).format(**{**params, **shown})
 
 
 @dataclass(frozen=True)

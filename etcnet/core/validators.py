@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from stdnum import numdb
 from stdnum.cn import uscc
 
-from etcnet.core.codes import IdDocType, PlateColor
+from etcnet.core.codes import IdDocType, PlateColor, VehicleCategory, VehicleClass
 
 __all__ = [
     "HMT_RESIDENCE_PERMIT_REGIONS",
@@ -45,6 +45,73 @@ def gettext_noop(message: str) -> str:
     return message
 
 
+# Parameters that carry codes, and what kind of code: messages keep codes in
+# their parameters so each edge can show labels in its own language.
+PARAM_KINDS: Mapping[str, str] = {
+    "color": "plate_color",
+    "allowed": "plate_colors",
+    "shape": "plate_shape",
+    "document": "doc_type",
+    "category": "category",
+    "attribute": "attributes",
+    "attributes": "attributes",
+    "pattern": "text",
+    "declared_class": "vehicle_class",
+    "expected_class": "vehicle_class",
+}
+
+# Vehicle attributes named in classification messages.
+ATTRIBUTE_LABELS: Mapping[str, str] = {
+    "seats": gettext_noop("seats"),
+    "length_mm": gettext_noop("length"),
+    "axles": gettext_noop("axles"),
+    "total_mass_kg": gettext_noop("total mass"),
+}
+
+LabelFunction = Callable[[str, str], str]
+
+
+def english_label(kind: str, code: str) -> str:
+    """The English label of one code of a kind; an unknown code is shown as is."""
+    try:
+        if kind in ("plate_color", "plate_colors"):
+            return PlateColor(int(code)).label_en
+        if kind == "doc_type":
+            return IdDocType(int(code)).label_en
+        if kind == "category":
+            return VehicleCategory(code).label_en
+        if kind == "vehicle_class":
+            return VehicleClass(int(code)).label_en
+    except ValueError:
+        return code
+    if kind == "plate_shape":
+        return PLATE_SHAPE_LABELS.get(code, code)
+    if kind == "attributes":
+        return ATTRIBUTE_LABELS.get(code, code)
+    return code
+
+
+def display_params(
+    params: Mapping[str, str | int],
+    label: LabelFunction,
+    separator: str = ", ",
+    kinds: Mapping[str, str] = PARAM_KINDS,
+) -> dict[str, str | int]:
+    """Parameters ready for a template: codes replaced by labels, lists joined."""
+    shown: dict[str, str | int] = {}
+    for name, value in params.items():
+        kind = kinds.get(name)
+        if kind is None:
+            shown[name] = value
+        elif kind in ("plate_colors", "attributes"):
+            shown[name] = separator.join(
+                label(kind, part) for part in str(value).split(",") if part
+            )
+        else:
+            shown[name] = label(kind, str(value))
+    return shown
+
+
 @dataclass(frozen=True)
 class Issue:
     """One problem with a value: a stable ``code`` and an English message template."""
@@ -55,7 +122,8 @@ class Issue:
 
     @property
     def message(self) -> str:
-        return self.template.format(**self.params)
+        """The message in English (the Django edge renders it in the user's language)."""
+        return self.template.format(**display_params(self.params, english_label))
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
@@ -416,18 +484,18 @@ PLATE_SHAPE_COLORS: Mapping[str, tuple[PlateColor, ...]] = {
 }
 
 # English names of the shapes, for messages.
-_PLATE_SHAPE_LABELS = {
-    "embassy": "embassy",
-    "armed_police": "armed police",
-    "civil_aviation": "civil aviation",
-    "hong_kong_macao": "Hong Kong / Macao cross-border",
-    "consulate": "consulate",
-    "trailer": "trailer",
-    "coach": "driving school",
-    "police": "police",
-    "new_energy_small": "small new-energy",
-    "new_energy_large": "large new-energy",
-    "ordinary": "ordinary",
+PLATE_SHAPE_LABELS: Mapping[str, str] = {
+    "embassy": gettext_noop("embassy"),
+    "armed_police": gettext_noop("armed police"),
+    "civil_aviation": gettext_noop("civil aviation"),
+    "hong_kong_macao": gettext_noop("Hong Kong / Macao cross-border"),
+    "consulate": gettext_noop("consulate"),
+    "trailer": gettext_noop("trailer"),
+    "coach": gettext_noop("driving school"),
+    "police": gettext_noop("police"),
+    "new_energy_small": gettext_noop("small new-energy"),
+    "new_energy_large": gettext_noop("large new-energy"),
+    "ordinary": gettext_noop("ordinary"),
 }
 
 _PLATE_SEPARATORS = "·•-"
@@ -502,9 +570,9 @@ def check_plate(value: str, color: int | None = None) -> Checked:
                             "allowed: {allowed}."
                         ),
                         {
-                            "shape": _PLATE_SHAPE_LABELS[shape],
-                            "color": plate_color.label,
-                            "allowed": "、".join(allowed_color.label for allowed_color in allowed),
+                            "shape": shape,
+                            "color": int(plate_color),
+                            "allowed": ",".join(str(int(c)) for c in allowed),
                         },
                     )
                 )
@@ -597,11 +665,11 @@ def _check_organization_code(value: str) -> Checked:
         errors.append(
             Issue(
                 "document.format",
-                gettext_noop("{value} does not have the shape of a {document}: {shape}."),
+                gettext_noop("{value} does not have the shape of a {document}: {pattern}."),
                 {
                     "value": code,
-                    "document": IdDocType.ORGANIZATION_CODE.label_en,
-                    "shape": gettext_noop("8 digits or capital letters, a dash, a digit or X"),
+                    "document": int(IdDocType.ORGANIZATION_CODE),
+                    "pattern": gettext_noop("8 digits or capital letters, a dash, a digit or X"),
                 },
             )
         )
@@ -668,7 +736,7 @@ def _check_document(document: IdDocType, value: str) -> Checked:
         return Checked(kind="document", value=value, normalized=number)
     issue = Issue(
         "document.format",
-        gettext_noop("{value} does not have the shape of a {document}: {shape}."),
-        {"value": number, "document": document.label_en, "shape": shape},
+        gettext_noop("{value} does not have the shape of a {document}: {pattern}."),
+        {"value": number, "document": int(document), "pattern": shape},
     )
     return Checked(kind="document", value=value, normalized=None, errors=(issue,))

@@ -94,7 +94,9 @@ def application_payload(application: Application, user: Any) -> dict[str, Any]:
 
 
 def _fresh(request: HttpRequest, application_id: int) -> dict[str, Any]:
-    return application_payload(selectors.get_application(application_id), request.user)
+    return application_payload(
+        selectors.get_application(application_id, viewer=request.user), request.user
+    )
 
 
 class ListFilters(Schema):
@@ -110,7 +112,9 @@ class ListFilters(Schema):
 def list_applications(request: HttpRequest, filters: Query[ListFilters]) -> Any:
     """Applications, newest first; ID numbers, names and phones are always masked in lists."""
     _require_reader(request)
-    qs = selectors.application_list(selectors.ApplicationFilter(**filters.dict()))
+    qs = selectors.application_list(
+        selectors.ApplicationFilter(**filters.dict()), viewer=request.user
+    )
     return [
         {
             "id": a.pk,

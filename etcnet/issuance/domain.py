@@ -44,7 +44,17 @@ BAD_CHARACTERS = gettext_noop("Remove spaces and special characters.")
 # that real names and addresses use. The seed warns against spaces and special
 # characters, which break downstream systems.
 _TEXT = re.compile(r"^[\w\u00b7\u2022.()（）#\-、/,，]+$")
+_CJK = re.compile(r"[\u3400-\u9fff]")
 _ENGINE_NO = re.compile(r"^[A-Z0-9\-*/]{1,32}$")
+
+
+def _acceptable_text(value: str) -> bool:
+    """No special characters; spaces only single, between words of a Latin-script
+    text ("JOHN SMITH", "BMW X5"). A space inside Chinese text is a typo."""
+    if _TEXT.match(value):
+        return True
+    words = value.split(" ")
+    return not _CJK.search(value) and all(word and _TEXT.match(word) for word in words)
 
 
 @dataclass
@@ -71,7 +81,7 @@ class _Parser:
             return ""
         if len(value) > max_len:
             self.issues.append(FieldIssue(name, "too_long", TOO_LONG, {"max": max_len}))
-        elif not _TEXT.match(value):
+        elif not _acceptable_text(value):
             self.issues.append(FieldIssue(name, "bad_characters", BAD_CHARACTERS))
         return value
 
@@ -439,10 +449,10 @@ def approval_issues(
                     "toll_class",
                     "class_inconsistent",
                     gettext_noop(
-                        "The toll class {declared} does not match the vehicle: "
-                        "its seats, length, axles and mass make it {expected}."
+                        "The toll class {declared_class} does not match the vehicle: "
+                        "its seats, length, axles and mass make it {expected_class}."
                     ),
-                    {"declared": int(vehicle.toll_class), "expected": int(expected)},
+                    {"declared_class": int(vehicle.toll_class), "expected_class": int(expected)},
                 )
             )
     if plate_bound_elsewhere:
@@ -462,8 +472,5 @@ def plate_bound_issue() -> FieldIssue:
 
 def document_missing_issue(kind: str) -> FieldIssue:
     return FieldIssue(
-        kind,
-        "document_missing",
-        gettext_noop("The photo “{document}” is missing."),
-        {"document": kind},
+        kind, "document_missing", gettext_noop("The photo “{photo}” is missing."), {"photo": kind}
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from etcnet.core.errors import Conflict, FieldIssue, InvalidInput
 from etcnet.core.validators import gettext_noop
 
@@ -20,11 +18,10 @@ class PhoneNotVerified(Conflict):
 
 class StepIncomplete(InvalidInput):
     code = "step_incomplete"
-    template = gettext_noop("Complete these steps before submitting: {steps}.")
+    template = gettext_noop("Complete every step before submitting.")
 
-    def __init__(self, *, params: Mapping[str, object], missing: list[str]) -> None:
+    def __init__(self, *, missing: list[str]) -> None:
         super().__init__(
-            params=params,
             issues=[
                 FieldIssue(step, "step_incomplete", gettext_noop("This step is not complete."))
                 for step in missing

@@ -9,11 +9,11 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from etcnet.core.codes import VehicleClass
 from etcnet.core.errors import FieldIssue, NotFound
 from etcnet.core.models import AuditEvent
+from etcnet.core.roles import Role, has_role
 from etcnet.core.validators import gettext_noop
-from etcnet.issuance.models import Application, ApplicationStatus, DocumentKind
+from etcnet.issuance.models import Application, ApplicationStatus
 
 # The steps of the wizard in seed 000's order, with what "done" means.
 STEPS = ("phone", "customer", "id_photo", "vehicle", "vehicle_photos", "review")
@@ -28,8 +28,19 @@ class ApplicationFilter:
     q: str = ""
 
 
-def application_list(filters: ApplicationFilter) -> QuerySet[Application]:
-    qs = Application.objects.select_related("outlet", "created_by")
+def visible_applications(viewer: Any) -> QuerySet[Application]:
+    """What a user may see: center operators and auditors every outlet's
+    applications, a clerk only those of the outlet it works at."""
+    qs = Application.objects.all()
+    if has_role(viewer, Role.CENTER_OPERATOR, Role.AUDITOR):
+        return qs
+    if has_role(viewer, Role.ISSUANCE_CLERK):
+        return qs.filter(outlet__members__user=viewer)
+    return qs.none()
+
+
+def application_list(filters: ApplicationFilter, *, viewer: Any) -> QuerySet[Application]:
+    qs = visible_applications(viewer).select_related("outlet", "created_by")
     if filters.status in ApplicationStatus.values:
         qs = qs.filter(status=filters.status)
     if filters.plate:
@@ -53,11 +64,15 @@ def application_list(filters: ApplicationFilter) -> QuerySet[Application]:
     return qs
 
 
-def get_application(application_id: int) -> Application:
+def get_application(application_id: int, *, viewer: Any) -> Application:
+    """The application, if the viewer may see it; `NotFound` otherwise (another
+    outlet's application is not even confirmed to exist)."""
     try:
-        return Application.objects.select_related(
-            "outlet", "created_by", "existing_customer", "customer", "vehicle"
-        ).get(pk=application_id)
+        return (
+            visible_applications(viewer)
+            .select_related("outlet", "created_by", "existing_customer", "customer", "vehicle")
+            .get(pk=application_id)
+        )
     except Application.DoesNotExist:
         raise NotFound(gettext_noop("Application not found.")) from None
 
@@ -89,15 +104,4 @@ def audit_history(application: Application) -> QuerySet[AuditEvent]:
 
 
 def refusal_issues(application: Application) -> list[FieldIssue]:
-    return [present(FieldIssue.from_record(r)) for r in application.refusal_reasons]
-
-
-def present(issue: FieldIssue) -> FieldIssue:
-    """Swaps stored codes in an issue's parameters for their labels."""
-    params = dict(issue.params)
-    if issue.code == "document_missing":
-        params["document"] = str(DocumentKind(str(params["document"])).label)
-    elif issue.code == "class_inconsistent":
-        for name in ("declared", "expected"):
-            params[name] = VehicleClass(int(str(params[name]))).label
-    return FieldIssue(issue.field, issue.code, issue.template, params)
+    return [FieldIssue.from_record(r) for r in application.refusal_reasons]

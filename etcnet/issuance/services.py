@@ -91,15 +91,19 @@ def _require_clerk(actor: Any) -> None:
         raise Forbidden()
 
 
-def _lock(application_id: int) -> Application:
+def _lock(application_id: int, actor: Any) -> Application:
+    """The application row, locked — only for a clerk of the outlet that holds it."""
     try:
-        return Application.objects.select_for_update().get(pk=application_id)
+        # Lock the application row only, not the joined outlet rows.
+        return Application.objects.select_for_update(of=("self",)).get(
+            pk=application_id, outlet__members__user=actor
+        )
     except Application.DoesNotExist:
         raise NotFound(gettext_noop("Application not found.")) from None
 
 
-def _lock_editable(application_id: int) -> Application:
-    application = _lock(application_id)
+def _lock_editable(application_id: int, actor: Any) -> Application:
+    application = _lock(application_id, actor)
     if not application.is_editable:
         raise NotEditable()
     return application
@@ -127,12 +131,13 @@ def _save_step(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes a step's values into the (locked) application and audits what changed."""
-    before = _snapshot(application, fields)
+    tracked = (*fields, "status")
+    before = _snapshot(application, tracked)
     for name, value in values.items():
         setattr(application, name, value)
     _reopen(application)
     application.save()
-    old, new = audit.changes(before, _snapshot(application, fields))
+    old, new = audit.changes(before, _snapshot(application, tracked))
     audit.record(
         actor=actor, action=action, subject=application, before=old, after={**new, **(extra or {})}
     )
@@ -200,7 +205,7 @@ def resend_phone_code(application_id: int, *, actor: Any) -> None:
     """
     _require_clerk(actor)
     with transaction.atomic(durable=True):
-        application = _lock_editable(application_id)
+        application = _lock_editable(application_id, actor)
         if application.phone_verified_at:
             raise Conflict(gettext_noop("The phone is already verified."), code="phone_verified")
         now = timezone.now()
@@ -232,7 +237,7 @@ def verify_phone(application_id: int, *, code: str, actor: Any) -> Application:
     code = (code or "").strip()
     failure: InvalidInput | None = None
     with transaction.atomic(durable=True):
-        application = _lock_editable(application_id)
+        application = _lock_editable(application_id, actor)
         if application.phone_verified_at:
             return application
         verification = application.phone_verifications.select_for_update().first()
@@ -307,7 +312,7 @@ def save_customer(application_id: int, *, data: Mapping[str, Any], actor: Any) -
     if customer is None:
         raise InvalidInput(issues=issues)
     with transaction.atomic(durable=True):
-        application = _lock_editable(application_id)
+        application = _lock_editable(application_id, actor)
         _require_phone(application)
         application.existing_customer = Customer.objects.filter(
             id_type=customer.id_type, id_number=customer.id_number
@@ -344,7 +349,7 @@ def save_vehicle(application_id: int, *, data: Mapping[str, Any], actor: Any) ->
     if vehicle is None:
         raise InvalidInput(issues=issues)
     with transaction.atomic(durable=True):
-        application = _lock_editable(application_id)
+        application = _lock_editable(application_id, actor)
         _require_phone(application)
         if _plate_bound_elsewhere(vehicle.plate, int(vehicle.plate_color), application):
             raise InvalidInput(issues=[domain.plate_bound_issue()])
@@ -398,7 +403,7 @@ def upload_documents(
     stored: list[str] = []
     try:
         with transaction.atomic(durable=True):
-            application = _lock_editable(application_id)
+            application = _lock_editable(application_id, actor)
             _require_phone(application)
             documents = []
             now = timezone.now()
@@ -446,6 +451,10 @@ def upload_documents(
     return documents
 
 
+class PlateTaken(Exception):
+    """The live-plate unique index refused the vehicle: another approval won."""
+
+
 @dataclass(frozen=True)
 class Decision:
     application: Application
@@ -466,7 +475,7 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
     """
     _require_clerk(actor)
     with transaction.atomic(durable=True):
-        application = _lock(application_id)
+        application = _lock(application_id, actor)
         if application.status == ApplicationStatus.APPROVED:
             return Decision(application, True)
         missing = [
@@ -479,7 +488,17 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
             if not done
         ]
         if missing:
-            raise StepIncomplete(params={"steps": ", ".join(missing)}, missing=missing)
+            raise StepIncomplete(missing=missing)
+        documents = set(application.documents.values_list("kind", flat=True))
+        absent = [
+            k for k in domain.required_documents(application.customer_type) if k not in documents
+        ]
+        if absent:
+            raise InvalidInput(
+                gettext_noop("Required photos are missing; upload them before submitting."),
+                code="documents_missing",
+                issues=[domain.document_missing_issue(kind) for kind in absent],
+            )
         now = timezone.now()
         application.submitted_at = now
         application.decided_at = now
@@ -495,7 +514,7 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
             customer_raw=customer_raw,
             vehicle_raw=vehicle_raw,
             phone_verified=bool(application.phone_verified_at),
-            documents=set(application.documents.values_list("kind", flat=True)),
+            documents=documents,
             plate_bound_elsewhere=_plate_bound_elsewhere(
                 application.plate, application.plate_color or 0, application
             ),
@@ -505,7 +524,7 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
             try:
                 with transaction.atomic():
                     _approve(application, actor)
-            except IntegrityError:
+            except PlateTaken:
                 # Another clerk's approval took this plate between our check and
                 # our insert; the partial unique index decided.
                 issues = [domain.plate_bound_issue()]
@@ -541,10 +560,20 @@ def _approve(application: Application, actor: Any) -> None:
         .filter(id_type=id_type, id_number=application.id_number)
         .first()
     )
+    created = False
     if customer is None:
-        customer = Customer.objects.create(
-            id_type=id_type, id_number=application.id_number, **customer_values
-        )
+        try:
+            with transaction.atomic():
+                customer = Customer.objects.create(
+                    id_type=id_type, id_number=application.id_number, **customer_values
+                )
+                created = True
+        except IntegrityError:
+            # A concurrent approval created the same customer first: use it.
+            customer = Customer.objects.select_for_update().get(
+                id_type=id_type, id_number=application.id_number
+            )
+    if created:
         audit.record(
             actor=actor,
             action="issuance.customer_created",
@@ -566,9 +595,13 @@ def _approve(application: Application, actor: Any) -> None:
                 after=new,
             )
     vehicle_values = {name: getattr(application, name) for name in VEHICLE_FIELDS}
-    vehicle = Vehicle.objects.create(
-        customer=customer, status=VehicleStatus.AWAITING_ISSUANCE, **vehicle_values
-    )
+    try:
+        with transaction.atomic():
+            vehicle = Vehicle.objects.create(
+                customer=customer, status=VehicleStatus.AWAITING_ISSUANCE, **vehicle_values
+            )
+    except IntegrityError as error:
+        raise PlateTaken() from error
     audit.record(
         actor=actor,
         action="issuance.vehicle_registered",

@@ -14,6 +14,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -40,7 +41,7 @@ PAGE_SIZE = 25
 def _errors(error: DomainError) -> dict[str, list[str]]:
     by_field: dict[str, list[str]] = {}
     for issue in error.issues:
-        by_field.setdefault(issue.field, []).append(selectors.present(issue).message)
+        by_field.setdefault(issue.field, []).append(issue.message)
     return by_field
 
 
@@ -68,9 +69,8 @@ def _step_page(
     )
 
 
-def _load_editable(application_id: int) -> Application:
-    application = selectors.get_application(application_id)
-    return application
+def _load_editable(request: HttpRequest, application_id: int) -> Application:
+    return selectors.get_application(application_id, viewer=request.user)
 
 
 def _next_for(application: Application) -> str:
@@ -113,7 +113,7 @@ def start(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def phone(request: HttpRequest, application_id: int) -> HttpResponse:
     """Step 1b: the SMS code."""
-    application = _load_editable(application_id)
+    application = _load_editable(request, application_id)
     if request.method == "POST":
         try:
             if "resend" in request.POST:
@@ -141,7 +141,10 @@ def phone(request: HttpRequest, application_id: int) -> HttpResponse:
 
 
 def _choices(enum: Any, *, only: Any = None) -> list[tuple[str, str]]:
-    return [(str(m.value), m.label) for m in enum if only is None or only(m)]
+    english = (get_language() or "").startswith("en")
+    return [
+        (str(m.value), m.label_en if english else m.label) for m in enum if only is None or only(m)
+    ]
 
 
 def _form_choices() -> dict[str, Any]:
@@ -171,7 +174,7 @@ def _values(application: Application, fields: tuple[str, ...]) -> dict[str, str]
 @require_http_methods(["GET", "POST"])
 def customer(request: HttpRequest, application_id: int) -> HttpResponse:
     """Step 2: customer information, personal or organization (客户信息)."""
-    application = _load_editable(application_id)
+    application = _load_editable(request, application_id)
     if request.method == "POST":
         data = {name: request.POST.get(name, "") for name in CUSTOMER_FIELDS}
         try:
@@ -211,7 +214,7 @@ def customer_lookup(request: HttpRequest) -> HttpResponse:
 def _photo_step(
     request: HttpRequest, application_id: int, *, step: str, kinds: list[str], next_url: str
 ) -> HttpResponse:
-    application = _load_editable(application_id)
+    application = _load_editable(request, application_id)
     template = "issuance/photos.html"
     if request.method == "POST":
         files = {kind: upload for kind in kinds if (upload := request.FILES.get(kind)) is not None}
@@ -248,7 +251,7 @@ def _kind_rows(application: Application, kinds: list[str]) -> list[dict[str, Any
 @require_http_methods(["GET", "POST"])
 def id_photo(request: HttpRequest, application_id: int) -> HttpResponse:
     """Step 3: the ID document photo (and the entrust letter for an organization)."""
-    application = _load_editable(application_id)
+    application = _load_editable(request, application_id)
     if not application.customer_saved_at:
         return redirect("issuance:customer", application.pk)
     kinds = ["id_photo"] + (["entrust_letter"] if application.is_organization else [])
@@ -261,7 +264,7 @@ def id_photo(request: HttpRequest, application_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def vehicle(request: HttpRequest, application_id: int) -> HttpResponse:
     """Step 4: vehicle information (车辆信息)."""
-    application = _load_editable(application_id)
+    application = _load_editable(request, application_id)
     if request.method == "POST":
         data: dict[str, Any] = {name: request.POST.get(name, "") for name in VEHICLE_FIELDS}
         data["vin_imported"] = request.POST.get("vin_imported") == "on"
@@ -313,7 +316,7 @@ def vehicle_photos(request: HttpRequest, application_id: int) -> HttpResponse:
 @require_http_methods(["GET"])
 def review(request: HttpRequest, application_id: int) -> HttpResponse:
     """Step 6: materials review (资料上传): read-only, with links back to each step."""
-    application = _load_editable(application_id)
+    application = _load_editable(request, application_id)
     if not application.is_editable:
         return redirect("issuance:detail", application.pk)
     return _step_page(
@@ -335,7 +338,7 @@ def submit(request: HttpRequest, application_id: int) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
         for issue in error.issues:
-            messages.error(request, selectors.present(issue).message)
+            messages.error(request, issue.message)
         return redirect("issuance:review", application_id)
     if decision.approved:
         messages.success(
@@ -369,7 +372,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
         date_to=date("date_to"),
         q=get.get("q", ""),
     )
-    qs = selectors.application_list(filters)
+    qs = selectors.application_list(filters, viewer=request.user)
     try:
         page = max(1, int(get.get("page", "1")))
     except ValueError:
@@ -399,7 +402,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
 @role_required(*READERS)
 def detail(request: HttpRequest, application_id: int) -> HttpResponse:
     """The application with its documents, decision and audit history."""
-    application = selectors.get_application(application_id)
+    application = selectors.get_application(application_id, viewer=request.user)
     return TemplateResponse(
         request,
         "issuance/detail.html",
@@ -414,8 +417,10 @@ def detail(request: HttpRequest, application_id: int) -> HttpResponse:
     )
 
 
-def _document_response(application_id: int, kind: str, *, thumbnail: bool) -> HttpResponseBase:
-    application = selectors.get_application(application_id)
+def _document_response(
+    request: HttpRequest, application_id: int, kind: str, *, thumbnail: bool
+) -> HttpResponseBase:
+    application = selectors.get_application(application_id, viewer=request.user)
     document = application.documents.filter(kind=kind).first()
     if document is None:
         raise Http404()
@@ -429,9 +434,9 @@ def _document_response(application_id: int, kind: str, *, thumbnail: bool) -> Ht
 @role_required(*READERS)
 def document(request: HttpRequest, application_id: int, kind: str) -> HttpResponseBase:
     """A document photo: personal data, so only behind the role check."""
-    return _document_response(application_id, kind, thumbnail=False)
+    return _document_response(request, application_id, kind, thumbnail=False)
 
 
 @role_required(*READERS)
 def document_thumbnail(request: HttpRequest, application_id: int, kind: str) -> HttpResponseBase:
-    return _document_response(application_id, kind, thumbnail=True)
+    return _document_response(request, application_id, kind, thumbnail=True)

@@ -52,6 +52,9 @@ def _role_groups(transactional_db: Any) -> None:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            # In CI a missing browser must fail the run, not pass it untested.
+            pytest.fail(f"no Chromium at {CHROMIUM}: `make browser-deps` installs it")
         pytest.skip(f"no Chromium at {CHROMIUM}")
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

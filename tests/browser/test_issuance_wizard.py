@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import complete_application, last_code, verified_application
+from conftest import complete_application, last_code, make_user, verified_application
 from etcnet.core.masking import mask_id_number, mask_phone
 from etcnet.core.validators import resident_id_check_char
 from etcnet.issuance import samples, services
@@ -251,12 +251,17 @@ def test_clerk_completes_the_wizard_on_a_handheld(
 def test_refused_application_shows_its_reasons(
     handheld: Page, clerk: Any, log_in: Any, url: Any, snap: Any
 ) -> None:
-    # A truck declared 1类货车 (its size makes it 2类货车), two photos missing.
-    application = complete_application(
-        clerk,
-        vehicle=samples.two_axle_truck(toll_class="11"),
-        photos=["id_photo", "licence_main"],
+    # A truck declared 1类货车 (its size makes it 2类货车), whose plate another
+    # clerk's application takes first.
+    application = complete_application(clerk, vehicle=samples.two_axle_truck(toll_class="11"))
+    rival_clerk = make_user("rival", "issuance_clerk", outlet=clerk.outlet_membership.outlet)
+    rival = complete_application(
+        rival_clerk,
+        customer=samples.personal_customer(name="赵六", id_number=samples.resident_id(seq="555")),
+        vehicle=samples.two_axle_truck(vin=samples.vin(serial="700001")),
+        phone="13911112222",
     )
+    assert services.submit_application(rival.pk, actor=rival_clerk).approved
     page = handheld
     tour = Tour(page, snap)
     log_in(page, "alice")
@@ -273,14 +278,13 @@ def test_refused_application_shows_its_reasons(
     expect(reasons).to_be_visible()
     expect(reasons.locator("h2")).to_have_text("未通过原因")
     items = reasons.locator("li[data-code]")
-    expect(items).to_have_count(3)
+    expect(items).to_have_count(2)
     codes = [li.get_attribute("data-code") for li in items.all()]
-    assert codes == ["document_missing", "document_missing", "class_inconsistent"]
-    expect(items.nth(0)).to_have_text("缺少照片“行驶证副本”。")
-    expect(items.nth(1)).to_have_text("缺少照片“车头照”。")
-    expect(items.nth(2)).to_have_text(
+    assert codes == ["class_inconsistent", "plate_already_bound"]
+    expect(items.nth(0)).to_have_text(
         "收费车型“1类货车”与车辆不符：按座位数、车长、轴数和质量应为“2类货车”。"
     )
+    expect(items.nth(1)).to_have_text("该车牌及颜色已绑定有效的ETC（一车一签一卡）。")
     expect(page.locator(".msg.error")).to_contain_text("未通过")
     # The clerk is offered the way back to correct it.
     expect(
@@ -291,13 +295,14 @@ def test_refused_application_shows_its_reasons(
     # The review now carries the same reasons.
     page.goto(url(f"/issuance/applications/{application.pk}/review/"))
     review_codes = page.locator("[data-testid=refusal-reasons] li[data-code]")
-    expect(review_codes).to_have_count(3)
+    expect(review_codes).to_have_count(2)
     tour.visit("03-review-with-reasons")
 
     application.refresh_from_db()
     assert application.status == ApplicationStatus.REFUSED
-    assert Customer.objects.count() == 0
-    assert Vehicle.objects.count() == 0
+    # Only the rival's customer and vehicle exist.
+    assert list(Customer.objects.values_list("name", flat=True)) == ["赵六"]
+    assert Vehicle.objects.count() == 1
     assert tour.overflow == {}, f"pages wider than 390 px: {tour.overflow}"
 
 

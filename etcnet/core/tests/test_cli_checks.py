@@ -54,8 +54,8 @@ def test_check_plate_with_colour_keeps_chinese_unescaped() -> None:
     assert status == 1
     assert output == (
         '{"kind": "plate", "value": "京A12345", "valid": false, "normalized": null, '
-        '"errors": [{"code": "plate.color_mismatch", "message": "The colour 渐变绿 is not '
-        'allowed for a plate of shape ordinary; allowed: 蓝、黄、黑."}]}\n'
+        '"errors": [{"code": "plate.color_mismatch", "message": "The colour gradient green is '
+        'not allowed for a plate of shape ordinary; allowed: blue, yellow, black."}]}\n'
     )
 
 
@@ -132,7 +132,7 @@ def test_classify_error_prints_null_class() -> None:
     assert status == 1
     assert output == (
         '{"class": null, "errors": [{"code": "class.missing", '
-        '"message": "total_mass_kg is needed to classify a special-operation vehicle."}]}\n'
+        '"message": "total mass is needed to classify a special-operation vehicle."}]}\n'
     )
 
 

@@ -424,8 +424,8 @@ def test_plate_shape_by_colour(shape: str, color: PlateColor) -> None:
         assert checked.details["shape"] == shape
     else:
         assert codes(checked) == ["plate.color_mismatch"]
-        assert checked.errors[0].params["color"] == color.label
-        assert checked.errors[0].params["allowed"] == "、".join(c.label for c in allowed)
+        assert checked.errors[0].params["color"] == int(color)
+        assert checked.errors[0].params["allowed"] == ",".join(str(int(c)) for c in allowed)
 
 
 @pytest.mark.parametrize("shape", list(PLATE_EXAMPLES))
@@ -470,7 +470,9 @@ def test_plate_color_mismatch_message() -> None:
     assert checked.as_json()["errors"] == [
         {
             "code": "plate.color_mismatch",
-            "message": "The colour 蓝 is not allowed for a plate of shape trailer; allowed: 黄.",
+            "message": (
+                "The colour blue is not allowed for a plate of shape trailer; allowed: yellow."
+            ),
         }
     ]
 
@@ -512,8 +514,8 @@ def test_plate_color_mismatch_message() -> None:
             [
                 (
                     "plate.color_mismatch",
-                    "The colour 未确定 is not allowed for a plate of shape ordinary; "
-                    "allowed: 蓝、黄、黑.",
+                    "The colour undetermined is not allowed for a plate of shape ordinary; "
+                    "allowed: blue, yellow, black.",
                 )
             ],
         ),

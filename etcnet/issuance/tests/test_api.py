@@ -112,12 +112,15 @@ def test_whole_workflow_through_the_api(clerk):
     assert image["Cache-Control"] == "private, no-store"
 
 
-def test_refused_submission_lists_every_reason(clerk):
-    application = complete_application(
-        clerk,
-        customer=samples.organization_customer(),
-        vehicle=samples.two_axle_truck(toll_class="11"),
+def test_refused_submission_lists_every_reason(clerk, other_clerk):
+    application = complete_application(clerk, vehicle=samples.two_axle_truck(toll_class="11"))
+    rival = complete_application(
+        other_clerk,
+        customer=samples.personal_customer(name="赵六", id_number=samples.resident_id(seq="555")),
+        vehicle=samples.two_axle_truck(vin=samples.vin(serial="700001")),
+        phone="13911112222",
     )
+    services.submit_application(rival.pk, actor=other_clerk)
 
     response = api(clerk).post(f"{BASE}/{application.pk}/submit")
 
@@ -126,13 +129,13 @@ def test_refused_submission_lists_every_reason(clerk):
     assert body["approved"] is False
     reasons = body["application"]["refusal_reasons"]
     assert [(r["field"], r["code"]) for r in reasons] == [
-        ("entrust_letter", "document_missing"),
         ("toll_class", "class_inconsistent"),
+        ("plate", "plate_already_bound"),
     ]
-    assert reasons[0]["message"] == "缺少照片“委托书”。"
-    assert reasons[1]["message"] == (
+    assert reasons[0]["message"] == (
         "收费车型“1类货车”与车辆不符：按座位数、车长、轴数和质量应为“2类货车”。"
     )
+    assert reasons[1]["message"] == "该车牌及颜色已绑定有效的ETC（一车一签一卡）。"
 
 
 def test_errors_speak_the_callers_language(clerk):
@@ -335,12 +338,16 @@ def test_expired_sms_code_is_refused(clerk):
 
 def test_organization_without_entrust_letter_is_refused_at_submit(clerk):
     application = complete_application(clerk, customer=samples.organization_customer())
+    before = state()
 
-    body = api(clerk).post(f"{BASE}/{application.pk}/submit").json()
+    response = api(clerk).post(f"{BASE}/{application.pk}/submit")
 
-    assert body["approved"] is False
-    assert [r["code"] for r in body["application"]["refusal_reasons"]] == ["document_missing"]
-    assert Customer.objects.count() == 0
+    assert response.status_code == 400
+    assert response.json()["code"] == "documents_missing"
+    assert response.json()["errors"] == [
+        {"field": "entrust_letter", "code": "document_missing", "message": "缺少照片“委托书”。"}
+    ]
+    assert state() == before
 
 
 def test_missing_required_field_in_the_body_shape(clerk):
@@ -506,3 +513,138 @@ def test_openapi_schema_lists_the_workflow(db):
         "/api/v1/issuance/applications/{application_id}/submit",
     } <= set(schema["paths"])
     assert Client().get("/api/v1/docs").status_code == 200
+
+
+# --- outlets, languages, error shapes (review findings) ---------------------------
+
+
+@pytest.fixture
+def far_clerk(db):
+    from conftest import make_user
+    from etcnet.issuance.models import Outlet
+
+    elsewhere = Outlet.objects.create(code="610202001", name="铜川网点")
+    return make_user("frank", "issuance_clerk", outlet=elsewhere)
+
+
+def test_a_clerk_sees_and_changes_only_its_outlets_applications(clerk, far_clerk, operator):
+    application = complete_application(clerk)
+    before = state()
+    far = api(far_clerk)
+
+    assert far.get(f"{BASE}/{application.pk}").status_code == 404
+    assert far.get(BASE).json()["count"] == 0
+    changed = far.put(
+        f"{BASE}/{application.pk}/customer",
+        samples.personal_customer(),
+        content_type="application/json",
+    )
+    submitted = far.post(f"{BASE}/{application.pk}/submit")
+    detail_page = Client()
+    detail_page.force_login(far_clerk)
+    photo_page = detail_page.get(f"/issuance/applications/{application.pk}/")
+
+    assert changed.status_code == 404
+    assert submitted.status_code == 404
+    assert photo_page.status_code == 404
+    assert state() == before
+    assert api(operator).get(BASE).json()["count"] == 1
+    assert api(clerk).get(BASE).json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("zh-hans", "小型新能源号牌不能使用蓝色，允许的颜色：渐变绿。"),
+        (
+            "en",
+            "The colour blue is not allowed for a plate of shape small new-energy; "
+            "allowed: gradient green.",
+        ),
+    ],
+)
+def test_plate_colour_message_is_wholly_in_the_callers_language(clerk, language, message):
+    application = verified_application(clerk)
+    response = api(clerk, language).put(
+        f"{BASE}/{application.pk}/vehicle",
+        samples.passenger_car(plate="陕AD12345", plate_color="0"),
+        content_type="application/json",
+    )
+    [error] = [e for e in response.json()["errors"] if e["field"] == "plate"]
+    assert error["message"] == message
+
+
+def test_document_shape_message_names_the_document_in_chinese(clerk):
+    application = verified_application(clerk)
+    response = api(clerk).put(
+        f"{BASE}/{application.pk}/customer",
+        samples.personal_customer(id_type="103", id_number="E1"),
+        content_type="application/json",
+    )
+    [error] = response.json()["errors"]
+    assert error["message"] == "E1 不符合护照的格式：5至17位字母或数字。"
+
+
+def test_incomplete_steps_are_named_by_field(clerk):
+    application = verified_application(clerk)
+    body = api(clerk, "en").post(f"{BASE}/{application.pk}/submit").json()
+    assert body["code"] == "step_incomplete"
+    assert body["message"] == "Complete every step before submitting."
+    assert [e["field"] for e in body["errors"]] == ["customer", "vehicle"]
+
+
+def test_a_wrongly_typed_field_is_named_once(clerk):
+    application = verified_application(clerk)
+    response = api(clerk).put(
+        f"{BASE}/{application.pk}/vehicle",
+        {**samples.passenger_car(), "seats": [5]},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"field": "seats", "code": "invalid", "message": "该值无效。"}
+    ]
+
+
+def test_upload_without_its_file_part_names_the_file(clerk):
+    application = verified_application(clerk)
+    response = api(clerk).post(f"{BASE}/{application.pk}/documents/id_photo", {})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "file"
+
+
+def test_write_without_csrf_token_gets_a_translated_error(clerk):
+    client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(clerk)
+    response = client.post(BASE, {"phone": "13800138000"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_failed"
+    assert response.json()["message"].startswith("请求缺少 CSRF 令牌")
+
+
+def test_list_page_size_is_capped(clerk, operator):
+    response = api(operator).get(BASE, {"limit": 100000})
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        assert response.json()["count"] == 0
+
+
+def test_latin_names_may_have_single_spaces_but_chinese_names_may_not(clerk):
+    application = verified_application(clerk)
+    passport = samples.personal_customer(id_type="103", id_number="E12345678", name="JOHN SMITH")
+    ok = api(clerk).put(
+        f"{BASE}/{application.pk}/customer", passport, content_type="application/json"
+    )
+    spaced = api(clerk).put(
+        f"{BASE}/{application.pk}/customer",
+        samples.personal_customer(name="张 三"),
+        content_type="application/json",
+    )
+    double = api(clerk).put(
+        f"{BASE}/{application.pk}/customer",
+        {**passport, "name": "JOHN  SMITH"},
+        content_type="application/json",
+    )
+    assert ok.status_code == 200
+    assert errors(spaced) == {("name", "bad_characters")}
+    assert errors(double) == {("name", "bad_characters")}

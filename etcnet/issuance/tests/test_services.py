@@ -157,22 +157,19 @@ def test_organization_needs_its_entrust_letter(clerk):
     application = complete_application(
         clerk, customer=samples.organization_customer(), vehicle=samples.two_axle_truck()
     )
+    before = state()
 
-    # when submitted, then it is refused for exactly that reason
-    decision = services.submit_application(application.pk, actor=clerk)
-    assert not decision.approved
-    application.refresh_from_db()
-    assert [(r["field"], r["code"]) for r in application.refusal_reasons] == [
-        ("entrust_letter", "document_missing")
-    ]
+    # when submitted, then the submission is refused for that photo and nothing changes
+    with pytest.raises(InvalidInput) as caught:
+        services.submit_application(application.pk, actor=clerk)
+    assert caught.value.code == "documents_missing"
+    assert codes(caught.value) == {("entrust_letter", "document_missing")}
+    assert state() == before
 
-    # and once the letter is uploaded, the resubmission is approved
+    # and once the letter is uploaded, the submission is approved
     services.upload_documents(
         application.pk, files={"entrust_letter": photo("entrust_letter")}, actor=clerk
     )
-    application.refresh_from_db()
-    assert application.status == ApplicationStatus.DRAFT
-    assert application.refusal_reasons == []
     assert services.submit_application(application.pk, actor=clerk).approved
     customer = Customer.objects.get()
     assert (customer.customer_type, customer.id_type, customer.agent_name, customer.department) == (
@@ -183,31 +180,34 @@ def test_organization_needs_its_entrust_letter(clerk):
     )
 
 
-def test_refusal_lists_every_reason(clerk):
-    # given a truck declared class 1 (it is class 2) and two photos missing
-    application = complete_application(
-        clerk, vehicle=samples.two_axle_truck(toll_class="11"), photos=["id_photo", "licence_main"]
+def test_refusal_lists_every_reason(clerk, other_clerk):
+    # given a truck declared class 1 (it is class 2) whose plate another
+    # application gets approved for after this one saved its vehicle
+    application = complete_application(clerk, vehicle=samples.two_axle_truck(toll_class="11"))
+    rival = complete_application(
+        other_clerk,
+        customer=samples.personal_customer(name="赵六", id_number=samples.resident_id(seq="555")),
+        vehicle=samples.two_axle_truck(vin=samples.vin(serial="700001")),
+        phone="13911112222",
     )
+    assert services.submit_application(rival.pk, actor=other_clerk).approved
 
     # when submitted
     decision = services.submit_application(application.pk, actor=clerk)
 
-    # then it is refused with every reason, and nothing is registered
+    # then it is refused with every reason, and nothing is registered for it
     assert not decision.approved
     application.refresh_from_db()
     assert application.status == ApplicationStatus.REFUSED
     assert [(r["field"], r["code"]) for r in application.refusal_reasons] == [
-        ("licence_supplement", "document_missing"),
-        ("vehicle_head", "document_missing"),
         ("toll_class", "class_inconsistent"),
+        ("plate", "plate_already_bound"),
     ]
-    assert application.refusal_reasons[2]["params"] == {"declared": 11, "expected": 12}
-    assert Customer.objects.count() == 0
-    assert Vehicle.objects.count() == 0
+    assert application.refusal_reasons[0]["params"] == {"declared_class": 11, "expected_class": 12}
+    assert Customer.objects.count() == 1
+    assert Vehicle.objects.count() == 1
     refused = AuditEvent.objects.get(action="issuance.application_refused")
-    assert refused.after == {
-        "reasons": ["document_missing", "document_missing", "class_inconsistent"]
-    }
+    assert refused.after == {"reasons": ["class_inconsistent", "plate_already_bound"]}
 
 
 def test_refused_application_corrected_and_resubmitted_is_approved(clerk):
@@ -625,11 +625,10 @@ def test_one_bad_file_in_a_batch_stores_none_of_them(clerk, settings):
 
 
 @pytest.mark.parametrize("check_char", ["0", "1", "7", "X"])
-def test_check_character_messages_are_presented_as_given(check_char):
-    # A check-character issue also has an "expected" parameter: it must stay the
-    # character, not be read as a toll class.
+def test_check_character_messages_show_the_character(check_char):
+    # A check-character issue has an "expected" parameter too: it must stay the
+    # character, never be read as a toll class.
     from etcnet.core.errors import FieldIssue
-    from etcnet.issuance.selectors import present
 
     issue = FieldIssue(
         "id_number",
@@ -637,4 +636,4 @@ def test_check_character_messages_are_presented_as_given(check_char):
         "The check character is {found} but should be {expected}.",
         {"found": "2", "expected": check_char},
     )
-    assert present(issue).params == {"found": "2", "expected": check_char}
+    assert issue.message == f"校验位为 2，应为 {check_char}。"
