@@ -2,12 +2,15 @@
 
     etcnet check KIND VALUE [--plate-color CODE]   validate an ID, USCC, VIN, plate or phone
     etcnet classify --category ... [...]           toll vehicle class (JT/T 489-2019)
+    etcnet crypto derive|purchase ...              PBOC / SM4 key and MAC computations
+    etcnet card show FILE                          decode an emulated card, OBU or PSAM
+    etcnet ledger check                            prove the ledger's invariants
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
     etcnet manage COMMAND ...                      any Django management command
     etcnet COMMAND ...                             the same, for commands without a clash
 
-`check` and `classify` are pure and need no database or settings.
+`check`, `classify`, `crypto` and `card` are pure and need no database or settings.
 """
 
 from __future__ import annotations
@@ -79,6 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from etcnet.core.cli_checks import classify_main
 
         return classify_main(rest, sys.stdout)
+    if command == "crypto":
+        from etcnet.smartcard.cli import crypto_main
+
+        return crypto_main(rest, sys.stdout)
+    if command == "card":
+        from etcnet.smartcard.cli import card_main
+
+        return card_main(rest, sys.stdout)
     if command == "center":
         return _center(rest)
     if command == "manage":

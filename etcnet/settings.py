@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "axes",
     "etcnet.core",
     "etcnet.issuance",
+    "etcnet.cards",
+    "etcnet.lists",
 ]
 
 MIDDLEWARE = [

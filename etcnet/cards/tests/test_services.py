@@ -1,0 +1,482 @@
+"""Card services through the real database and emulated cards and OBUs: issue,
+activate, top up, lose, replace, cancel, recycle — and every refusal leaving
+nothing changed and the ledger balanced."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from conftest import make_user, photo
+from etcnet.cards import devices, ledger, services, vault
+from etcnet.cards.errors import (
+    AlreadyBound,
+    CardFault,
+    DisputePeriod,
+    MacRejected,
+    NotApproved,
+    NotInStock,
+    VehicleMismatch,
+    WrongState,
+)
+from etcnet.cards.models import (
+    Binding,
+    BindingStatus,
+    CardUnit,
+    JournalEntry,
+    ObuUnit,
+    TopUp,
+    TopUpStatus,
+    UnitKind,
+    UnitState,
+)
+from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS, second_car
+from etcnet.core.models import AuditEvent
+from etcnet.issuance.models import Outlet, Vehicle, VehicleStatus
+from etcnet.lists.models import ListEvent
+from etcnet.smartcard import ops
+from etcnet.smartcard.emulator import SoftObu
+from etcnet.smartcard.transport import TransportError
+
+pytestmark = pytest.mark.django_db
+
+STORED_VALUE, DEBIT = 22, 23
+
+
+def state() -> dict[str, Any]:
+    """What a refused request must leave as it was, device files included."""
+    root = Path(settings.ETCNET_CARD_DIR)
+    return {
+        "cards": list(
+            CardUnit.objects.order_by("pk").values_list("pk", "state", "shadow_balance_fen")
+        ),
+        "obus": list(ObuUnit.objects.order_by("pk").values_list("pk", "state")),
+        "bindings": Binding.objects.count(),
+        "entries": JournalEntry.objects.count(),
+        "top_ups": TopUp.objects.count(),
+        "events": AuditEvent.objects.count(),
+        "list": ListEvent.objects.count(),
+        "files": {p.name: p.read_bytes() for p in sorted(root.glob("*.json"))},
+    }
+
+
+def issued(clerk: Any, application: Any, n: int = 0, card_type: int = STORED_VALUE) -> Binding:
+    return services.issue(
+        application.pk,
+        card_no=CARD_NOS[n],
+        contract_no=OBU_NOS[n],
+        card_type=card_type,
+        actor=clerk,
+    )
+
+
+def active(clerk: Any, application: Any, n: int = 0, card_type: int = STORED_VALUE) -> Binding:
+    binding = issued(clerk, application, n, card_type)
+    return services.activate(binding.pk, photo=photo("installed"), actor=clerk)
+
+
+# --- inventory -------------------------------------------------------------------
+
+
+def test_received_units_are_blank_emulated_devices_in_the_outlets_stock(clerk, stock):
+    assert CardUnit.objects.filter(state=UnitState.IN_STOCK).count() == 6
+    assert ObuUnit.objects.filter(state=UnitState.IN_STOCK).count() == 6
+    reading = devices.read_card(CardUnit.objects.get(card_no=CARD_NOS[0]))
+    assert reading.card_no == CARD_NOS[0]
+    assert reading.balance == 0
+    assert AuditEvent.objects.filter(action="cards.unit_received").count() == 12
+
+
+def test_receiving_a_serial_twice_is_refused(clerk, stock):
+    before = state()
+    with pytest.raises(Exception, match="Some fields"):
+        services.receive_batch(
+            kind=UnitKind.CARD, reference="C-2", serials=[CARD_NOS[0]], emulated=True, actor=clerk
+        )
+    assert state() == before
+
+
+def test_units_move_between_outlets_and_are_then_not_issuable_here(clerk, stock, approved):
+    Outlet.objects.create(code="610202001", name="铜川网点")
+    services.move_units(
+        kind=UnitKind.CARD, serials=[CARD_NOS[0]], to_outlet="610202001", actor=clerk
+    )
+    before = state()
+
+    with pytest.raises(NotInStock):
+        issued(clerk, approved)
+
+    assert state() == before
+    moved = AuditEvent.objects.get(action="cards.unit_moved")
+    assert (moved.before, moved.after) == ({"outlet": "610101001"}, {"outlet": "610202001"})
+
+
+# --- issuing and activation --------------------------------------------------------
+
+
+def test_issuing_personalises_card_and_obu_and_binds_them(clerk, stock, approved):
+    binding = issued(clerk, approved)
+
+    card = binding.card
+    assert (card.state, card.card_type, card.is_master) == (UnitState.ISSUED, STORED_VALUE, True)
+    assert card.account.customer == approved.customer
+    reading = devices.read_card(card)
+    assert reading.f0015.plate == "陕A12345"
+    assert int(reading.f0015.vehicle_class) == 1
+    assert reading.f0016.name == "张三"
+    obu = ops.read_obu(devices.open_unit(binding.obu))
+    assert obu.vehicle.plate == "陕A12345"
+    assert obu.activated is False
+    assert binding.status == BindingStatus.ISSUED
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {
+        "cards.card_issued",
+        "cards.obu_issued",
+        "cards.binding_created",
+        "cards.account_opened",
+    } <= actions
+
+
+def test_issuing_from_another_outlets_stock_changes_nothing(clerk, stock, approved):
+    elsewhere = Outlet.objects.create(code="610202001", name="铜川网点")
+    far = make_user("frank", "issuance_clerk", outlet=elsewhere)
+    before = state()
+
+    with pytest.raises(NotInStock):
+        services.issue(
+            approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=far
+        )
+
+    assert state() == before
+
+
+def test_a_second_live_binding_for_the_vehicle_is_refused(clerk, stock, approved):
+    issued(clerk, approved)
+    before = state()
+
+    with pytest.raises(AlreadyBound):
+        services.issue(
+            approved.pk, card_no=CARD_NOS[1], contract_no=OBU_NOS[1], card_type=22, actor=clerk
+        )
+
+    assert state() == before
+
+
+def test_only_approved_applications_are_issued(clerk, stock):
+    from conftest import complete_application
+
+    draft = complete_application(clerk)
+    before = state()
+    with pytest.raises(NotApproved):
+        services.issue(
+            draft.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=clerk
+        )
+    assert state() == before
+
+
+def test_activation_writes_the_tamper_flag_and_makes_everything_active(clerk, stock, approved):
+    binding = active(clerk, approved)
+
+    binding.refresh_from_db()
+    assert binding.status == BindingStatus.ACTIVE
+    assert (binding.card.state, binding.obu.state) == (UnitState.ACTIVE, UnitState.ACTIVE)
+    assert Vehicle.objects.get().status == VehicleStatus.ACTIVE
+    assert ops.read_obu(devices.open_unit(binding.obu)).activated is True
+    assert binding.obu.installation_photo.name.endswith(".jpg")
+
+
+def test_activation_with_a_mismatched_plate_is_refused(clerk, stock, approved):
+    binding = issued(clerk, approved)
+    Vehicle.objects.filter(pk=binding.vehicle_id).update(plate="陕A99999")
+    before = state()
+
+    with pytest.raises(VehicleMismatch) as caught:
+        services.activate(binding.pk, photo=photo("installed"), actor=clerk)
+
+    assert "陕A12345_0" in caught.value.message
+    assert state() == before
+    assert ops.read_obu(devices.open_unit(binding.obu)).activated is False
+
+
+def test_activation_needs_a_real_photo(clerk, stock, approved):
+    binding = issued(clerk, approved)
+    before = state()
+    with pytest.raises(Exception, match="Some fields"):
+        services.activate(
+            binding.pk, photo=SimpleUploadedFile("x.txt", b"text", "text/plain"), actor=clerk
+        )
+    assert state() == before
+
+
+# --- top-up ---------------------------------------------------------------------------
+
+
+def test_top_up_of_100_yuan_lands_on_the_card_and_in_the_ledger(clerk, stock, approved):
+    binding = active(clerk, approved)
+
+    top = services.top_up(
+        binding.card.card_no, amount_fen=10_000, channel="cash", idempotency_key="k1", actor=clerk
+    )
+
+    assert top.status == TopUpStatus.LOADED
+    assert len(top.tac) == 8
+    assert devices.read_card(binding.card).balance == 10_000
+    card = CardUnit.objects.get(pk=binding.card_id)
+    assert card.shadow_balance_fen == 10_000
+    assert ledger.balance("cash:610101001") == 10_000
+    assert ledger.balance(ledger.LOADS_PENDING) == 0
+    assert ledger.balance(ledger.purse_code(card.card_no)) == -10_000
+    assert ledger.check() == []
+    loaded = AuditEvent.objects.get(action="cards.top_up_loaded")
+    assert (loaded.before, loaded.after["balance_fen"]) == ({"balance_fen": 0}, 10_000)
+
+
+def test_the_same_top_up_key_twice_loads_once(clerk, stock, approved):
+    binding = active(clerk, approved)
+    first = services.top_up(
+        binding.card.card_no, amount_fen=5_000, channel="cash", idempotency_key="same", actor=clerk
+    )
+    again = services.top_up(
+        binding.card.card_no, amount_fen=5_000, channel="cash", idempotency_key="same", actor=clerk
+    )
+    assert first.pk == again.pk
+    assert devices.read_card(binding.card).balance == 5_000
+
+
+def test_top_up_with_a_card_the_vault_does_not_know_credits_nothing(
+    clerk, stock, approved, tmp_path
+):
+    binding = active(clerk, approved)
+    # The vault's keys change under the card (a card issued by someone else).
+    other = tmp_path / "other-keys.json"
+    vault.generate_key_file(other)
+    settings.ETCNET_KEYS_FILE = str(other)
+    vault.reset_cache()
+    before = state()
+
+    with pytest.raises(MacRejected):
+        services.top_up(
+            binding.card.card_no,
+            amount_fen=10_000,
+            channel="cash",
+            idempotency_key="x",
+            actor=clerk,
+        )
+
+    after = state()
+    # The card counted a VERIFY PIN and an INITIALIZE; no money anywhere.
+    assert {k: v for k, v in after.items() if k != "files"} == {
+        k: v for k, v in before.items() if k != "files"
+    }
+    assert devices.read_card(binding.card).balance == 0
+
+
+class PulledOut:
+    """A reader whose card is pulled out when the center sends CREDIT FOR LOAD."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if apdu[:2] == b"\x80\x52":
+            raise TransportError("card removed")
+        return self.inner.transmit(apdu)
+
+
+def test_card_pulled_out_before_the_credit_leaves_a_safe_pending_top_up(
+    clerk, stock, approved, monkeypatch
+):
+    binding = active(clerk, approved)
+    real_open = devices.open_unit
+    monkeypatch.setattr(devices, "open_unit", lambda unit: PulledOut(real_open(unit)))
+
+    with pytest.raises(CardFault):
+        services.top_up(
+            binding.card.card_no,
+            amount_fen=10_000,
+            channel="cash",
+            idempotency_key="p",
+            actor=clerk,
+        )
+
+    # the money is recorded as received, not on the card; the ledger balances
+    top = TopUp.objects.get()
+    assert top.status == TopUpStatus.PENDING
+    assert CardUnit.objects.get(pk=binding.card_id).shadow_balance_fen == 0
+    assert devices.read_card(binding.card).balance == 0
+    assert ledger.balance(ledger.LOADS_PENDING) == -10_000
+    assert ledger.check() == []
+
+    # the card is put back: the retry finishes it, once
+    monkeypatch.setattr(devices, "open_unit", real_open)
+    done = services.retry_top_up(top.pk, actor=clerk)
+    assert done.status == TopUpStatus.LOADED
+    assert devices.read_card(binding.card).balance == 10_000
+    assert services.retry_top_up(top.pk, actor=clerk).status == TopUpStatus.LOADED
+    assert devices.read_card(binding.card).balance == 10_000
+    assert ledger.check() == []
+
+
+def test_a_pending_top_up_the_card_never_took_can_be_refunded(clerk, stock, approved, monkeypatch):
+    binding = active(clerk, approved)
+    real_open = devices.open_unit
+    monkeypatch.setattr(devices, "open_unit", lambda unit: PulledOut(real_open(unit)))
+    with pytest.raises(CardFault):
+        services.top_up(
+            binding.card.card_no, amount_fen=3_000, channel="cash", idempotency_key="r", actor=clerk
+        )
+    monkeypatch.setattr(devices, "open_unit", real_open)
+
+    refunded = services.refund_pending_top_up(TopUp.objects.get().pk, actor=clerk)
+
+    assert refunded.status == TopUpStatus.REFUNDED
+    assert ledger.balance("cash:610101001") == 0
+    assert ledger.balance(ledger.LOADS_PENDING) == 0
+    assert ledger.check() == []
+
+
+def test_debit_cards_are_not_topped_up(clerk, stock, approved):
+    binding = active(clerk, approved, card_type=DEBIT)
+    before = state()
+    with pytest.raises(Exception, match="Some fields"):
+        services.top_up(
+            binding.card.card_no, amount_fen=100, channel="cash", idempotency_key="d", actor=clerk
+        )
+    assert state() == before
+
+
+@pytest.mark.parametrize("amount", [0, -5, 5_000_001])
+def test_top_up_amount_must_be_sensible(clerk, stock, approved, amount):
+    binding = active(clerk, approved)
+    before = state()
+    with pytest.raises(Exception, match="Some fields"):
+        services.top_up(
+            binding.card.card_no,
+            amount_fen=amount,
+            channel="cash",
+            idempotency_key="a",
+            actor=clerk,
+        )
+    assert state() == before
+
+
+# --- loss, replacement, cancellation, recycling --------------------------------------
+
+
+def test_loss_report_takes_effect_at_once_on_the_status_list(clerk, stock, approved):
+    binding = active(clerk, approved)
+
+    services.report_loss(binding.card.card_no, reason="客户来电挂失", actor=clerk)
+
+    card = CardUnit.objects.get(pk=binding.card_id)
+    assert card.state == UnitState.LOST
+    event = ListEvent.objects.get()
+    assert (event.medium, event.medium_id, event.list_type, event.status) == (
+        "card",
+        card.card_no,
+        1,
+        1,
+    )
+    assert event.published_at is None
+
+    services.cancel_loss_report(card.card_no, actor=clerk)
+    assert CardUnit.objects.get(pk=card.pk).state == UnitState.ACTIVE
+    assert list(ListEvent.objects.values_list("list_type", "status")) == [(1, 1), (1, 2)]
+
+
+def test_loss_report_on_a_cancelled_card_is_refused(clerk, stock, approved):
+    binding = active(clerk, approved)
+    services.cancel(binding.card.card_no, obu_returned=True, actor=clerk)
+    before = state()
+
+    with pytest.raises(WrongState) as caught:
+        services.report_loss(binding.card.card_no, actor=clerk)
+
+    assert "已注销" in caught.value.message
+    assert state() == before
+
+
+def test_replacement_moves_the_balance_only_after_the_dispute_period(clerk, stock, approved):
+    start = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        binding = active(clerk, approved)
+        old_no = binding.card.card_no
+        services.top_up(old_no, amount_fen=8_800, channel="cash", idempotency_key="t", actor=clerk)
+        services.report_loss(old_no, actor=clerk)
+
+        replacement = services.replace_card(old_no, new_card_no=CARD_NOS[1], actor=clerk)
+
+        old = CardUnit.objects.get(card_no=old_no)
+        new = replacement.card
+        assert (old.state, new.state) == (UnitState.CANCELLED, UnitState.ACTIVE)
+        assert new.is_master
+        assert not old.is_master
+        assert (old.shadow_balance_fen, new.shadow_balance_fen) == (0, 0)
+        assert ledger.balance(ledger.SETTLEMENTS_HELD) == -8_800
+        assert devices.read_card(new).f0015.plate == "陕A12345"
+
+        # recycling the old card before the dispute period ends is refused
+        before = state()
+        with pytest.raises(DisputePeriod):
+            services.recycle(UnitKind.CARD, old_no, actor=clerk)
+        assert state() == before
+
+        traveller.shift(dt.timedelta(days=29))
+        assert services.settle_due() == 0
+        traveller.shift(dt.timedelta(days=2))
+        assert services.settle_due() == 1
+        assert services.settle_due() == 0
+        assert ledger.balance(ledger.SETTLEMENTS_HELD) == 0
+        assert ledger.balance(ledger.LOADS_PENDING) == -8_800
+        assert ledger.check() == []
+
+
+def test_cancellation_refunds_after_the_dispute_period_and_recycles(clerk, stock, approved):
+    start = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        binding = active(clerk, approved)
+        card_no = binding.card.card_no
+        services.top_up(card_no, amount_fen=2_000, channel="cash", idempotency_key="c", actor=clerk)
+        services.cancel(card_no, obu_returned=True, actor=clerk)
+
+        assert Vehicle.objects.get().status == VehicleStatus.CANCELLED
+        assert ObuUnit.objects.get(pk=binding.obu_id).state == UnitState.CANCELLED
+        traveller.shift(dt.timedelta(days=31))
+        services.settle_due()
+        assert ledger.balance(ledger.REFUNDS_PAYABLE) == -2_000
+
+        # the OBU is recycled; the card still holds its purse money physically
+        recycled = services.recycle(UnitKind.OBU, binding.obu.contract_no, actor=clerk)
+        assert recycled.state == UnitState.IN_STOCK
+        assert SoftObu.load(devices.path_of(recycled)).tamper_flag == 0
+        assert ledger.check() == []
+
+
+def test_ledger_check_finds_a_tampered_shadow_balance(clerk, stock, approved):
+    binding = active(clerk, approved)
+    services.top_up(
+        binding.card.card_no, amount_fen=1_000, channel="cash", idempotency_key="z", actor=clerk
+    )
+    CardUnit.objects.filter(pk=binding.card_id).update(shadow_balance_fen=999)
+
+    problems = ledger.check()
+
+    assert problems == [
+        f"card {binding.card.card_no}: shadow balance 999 fen, purse postings 1000 fen"
+    ]
+
+
+def test_master_card_and_sub_cards_of_one_account(clerk, stock, approved):
+    first = active(clerk, approved)
+    other = second_car(clerk)
+    sub = services.issue(
+        other.pk, card_no=CARD_NOS[1], contract_no=OBU_NOS[1], card_type=DEBIT, actor=clerk
+    )
+    assert first.card.account_id == sub.card.account_id
+    assert (first.card.is_master, sub.card.is_master) == (True, False)

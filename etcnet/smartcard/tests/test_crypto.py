@@ -1,0 +1,214 @@
+import datetime
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from cryptography.hazmat.primitives.ciphers.algorithms import SM4
+from hypothesis import given
+from hypothesis import strategies as st
+
+from etcnet.smartcard import crypto
+from etcnet.smartcard.crypto import Alg, CardKeys
+from etcnet.smartcard.tests import MASTERS, NOON, TERMINAL
+
+h = bytes.fromhex
+
+# The worked example of ETC.md Part 2 §1.6.
+MPK = h("11223344556677888877665544332211")
+MTK = h("0123456789ABCDEFFEDCBA9876543210")
+ISSUER_FACTOR = h("BAFEC4CFBAFEC4CF")
+SERIAL = h("1900232500052902")
+RANDOM = h("A1B2C3D4")
+ATC = h("0005")
+SEQ = h("00000123")
+AMOUNT = 1234
+
+
+def test_worked_example_of_section_1_6_byte_for_byte() -> None:
+    dpk = crypto.derive(Alg.TDES, MPK, ISSUER_FACTOR, SERIAL)
+    dtk = crypto.derive(Alg.TDES, MTK, ISSUER_FACTOR, SERIAL)
+    sespk = crypto.purchase_session_key(Alg.TDES, dpk, RANDOM, ATC, SEQ)
+
+    assert dpk.hex().upper() == "6B32F0DF503785F5230AA36A885C1DF8"
+    assert dtk.hex().upper() == "E1590E1259D2019BFCCE2FC78ED3561F"
+    assert sespk.hex().upper() == "3E402B168F5E011A"
+    mac1 = crypto.purchase_mac1(Alg.TDES, sespk, AMOUNT, 0x09, TERMINAL, NOON)
+    assert mac1.hex().upper() == "A82C7D47"
+    assert crypto.purchase_mac2(Alg.TDES, sespk, AMOUNT).hex().upper() == "C2AD3F27"
+    assert crypto.tac_key(Alg.TDES, dtk).hex().upper() == "1D9721D5D7015784"
+    tac = crypto.purchase_tac(Alg.TDES, dtk, AMOUNT, 0x09, TERMINAL, SEQ, NOON)
+    assert tac.hex().upper() == "11093965"
+    assert crypto.verify_purchase_tac(Alg.TDES, dtk, AMOUNT, 0x09, TERMINAL, SEQ, NOON, tac)
+    assert not crypto.verify_purchase_tac(Alg.TDES, dtk, AMOUNT + 1, 0x09, TERMINAL, SEQ, NOON, tac)
+
+
+def test_counters_may_be_given_as_ints() -> None:
+    dpk = crypto.derive(Alg.TDES, MPK, ISSUER_FACTOR, SERIAL)
+    assert crypto.purchase_session_key(Alg.TDES, dpk, RANDOM, 5, 0x123) == h("3E402B168F5E011A")
+
+
+def test_card_keys_derived_from_masters_match_the_example() -> None:
+    keys = MASTERS.derived(Alg.TDES, ISSUER_FACTOR, SERIAL)
+    assert keys.dpk == h("6B32F0DF503785F5230AA36A885C1DF8")
+    assert keys.dtk == h("E1590E1259D2019BFCCE2FC78ED3561F")
+    assert repr(keys) == "CardKeys(<hidden>)"
+
+
+def test_sm4_block_vector_of_gb_t_32907() -> None:
+    key = h("0123456789ABCDEFFEDCBA9876543210")
+    encryptor = Cipher(SM4(key), modes.ECB()).encryptor()
+    assert encryptor.update(key).hex().upper() == "681EDF34D206965E86B3E94F536E4246"
+
+
+def test_sm4_one_million_iterations_of_gb_t_32907() -> None:
+    key = h("0123456789ABCDEFFEDCBA9876543210")
+    encryptor = Cipher(SM4(key), modes.ECB()).encryptor()
+    block = key
+    for _ in range(1_000_000):
+        block = encryptor.update(block)
+    assert block.hex().upper() == "595298C7C6FD271F0402F804C33D3F66"
+
+
+def _sm4(key: bytes, block: bytes) -> bytes:
+    encryptor = Cipher(SM4(key), modes.ECB()).encryptor()
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def test_sm4_profile_diversification_is_sm4_of_factor_and_its_complement() -> None:
+    factor = h("0102030405060708")
+    expected = _sm4(MPK, factor + h("FEFDFCFBFAF9F8F7"))
+    assert crypto.diversify(Alg.SM4, MPK, factor) == expected
+    assert crypto.derive(Alg.SM4, MPK, ISSUER_FACTOR, SERIAL) == crypto.diversify(
+        Alg.SM4, crypto.diversify(Alg.SM4, MPK, ISSUER_FACTOR), SERIAL
+    )
+
+
+def test_sm4_profile_session_key_mac_and_tac() -> None:
+    dpk = crypto.derive(Alg.SM4, MPK, ISSUER_FACTOR, SERIAL)
+    dtk = crypto.derive(Alg.SM4, MTK, ISSUER_FACTOR, SERIAL)
+    session_key = crypto.purchase_session_key(Alg.SM4, dpk, RANDOM, ATC, SEQ)
+    # rand4 ‖ ATC2 ‖ seq-low2 ‖ 80 00…, one 16-byte block.
+    assert session_key == _sm4(dpk, h("A1B2C3D4000501238000000000000000"))
+    # CBC-MAC, IV 0, 80-padding to 16, left 4: amount ‖ 80 + 11 zeros is one block.
+    assert (
+        crypto.purchase_mac2(Alg.SM4, session_key, AMOUNT)
+        == _sm4(session_key, h("000004D280" + "00" * 11))[:4]
+    )
+    assert crypto.tac_key(Alg.SM4, dtk) == dtk
+    tac = crypto.purchase_tac(Alg.SM4, dtk, AMOUNT, 0x09, TERMINAL, SEQ, NOON)
+    assert crypto.verify_purchase_tac(Alg.SM4, dtk, AMOUNT, 0x09, TERMINAL, SEQ, NOON, tac)
+    assert len(tac) == 4
+
+
+def test_sm4_mac_chains_over_blocks() -> None:
+    key = h("00112233445566778899AABBCCDDEEFF")
+    data = bytes(range(20))
+    first = _sm4(key, data[:16])
+    last = _sm4(
+        key, bytes(a ^ b for a, b in zip(first, data[16:] + h("80") + bytes(11), strict=True))
+    )
+    assert crypto.mac(Alg.SM4, key, data) == last[:4]
+
+
+def test_three_des_mac_pads_a_full_block_with_a_whole_block() -> None:
+    key = h("0102030405060708")
+    with_block = crypto.mac(Alg.TDES, key, bytes(8))
+    assert with_block != crypto.mac(Alg.TDES, key, bytes(7))
+    assert len(with_block) == 4
+
+
+def _tdes(key16: bytes, block: bytes) -> bytes:
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+
+    encryptor = Cipher(TripleDES(key16 + key16[:8]), modes.ECB()).encryptor()
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def test_retail_mac_of_one_block_is_3des_of_block_xor_iv() -> None:
+    key = h("0123456789ABCDEFFEDCBA9876543210")
+    iv = h("1122334455667788")
+    block = h("04D6951808202801")  # 7 bytes + 80 padding is one block
+    data = block[:7]
+    padded = data + h("80")
+    expected = _tdes(key, bytes(a ^ b for a, b in zip(padded, iv, strict=True)))[:4]
+    assert crypto.retail_mac(key, data, iv) == expected
+
+
+@given(st.binary(max_size=64))
+def test_retail_mac_equals_des_cbc_then_3des_on_the_last_block(data: bytes) -> None:
+    key = h("0123456789ABCDEFFEDCBA9876543210")
+    padded = data + h("80") + bytes(-(len(data) + 1) % 8)
+    chain = bytes(8)
+    blocks = [padded[i : i + 8] for i in range(0, len(padded), 8)]
+    for block in blocks[:-1]:
+        chain = _tdes(key[:8] * 2, bytes(a ^ b for a, b in zip(chain, block, strict=True)))
+    last = _tdes(key, bytes(a ^ b for a, b in zip(chain, blocks[-1], strict=True)))
+    assert crypto.retail_mac(key, data) == last[:4]
+
+
+def test_line_protection_mac_uses_the_challenge_as_iv() -> None:
+    key = h("0123456789ABCDEFFEDCBA9876543210")
+    apdu = h("04D6951808") + h("20301231")
+    challenge = h("A1B2C3D4")
+    assert crypto.line_protection_mac(Alg.TDES, key, challenge, apdu) == crypto.retail_mac(
+        key, apdu, challenge + bytes(4)
+    )
+    assert crypto.line_protection_mac(Alg.SM4, key, challenge, apdu) == crypto.mac(
+        Alg.SM4, key, apdu, challenge + bytes(12)
+    )
+    assert crypto.line_protection_mac(Alg.TDES, key, h("00000000"), apdu) != (
+        crypto.line_protection_mac(Alg.TDES, key, challenge, apdu)
+    )
+
+
+@pytest.mark.parametrize("alg", list(Alg))
+def test_load_formulas_follow_the_pboc_structure(alg: Alg) -> None:
+    dlk = crypto.derive(alg, MASTERS.dlk, ISSUER_FACTOR, SERIAL)
+    dtk = crypto.derive(alg, MASTERS.dtk, ISSUER_FACTOR, SERIAL)
+    sk = crypto.load_session_key(alg, dlk, RANDOM, 7)
+    if alg is Alg.TDES:
+        assert sk == _tdes(dlk, h("A1B2C3D400078000"))
+    else:
+        assert sk == _sm4(dlk, h("A1B2C3D4000780008000000000000000"))
+    mac1 = crypto.load_mac1(alg, sk, 500, 10000, 0x02, TERMINAL)
+    assert mac1 == crypto.mac(alg, sk, h("000001F40000271002") + TERMINAL)
+    mac2 = crypto.load_mac2(alg, sk, 10000, 0x02, TERMINAL, NOON)
+    assert mac2 == crypto.mac(alg, sk, h("0000271002") + TERMINAL + h("20200101120000"))
+    tac = crypto.load_tac(alg, dtk, 10500, 7, 10000, 0x02, TERMINAL, NOON)
+    assert tac == crypto.mac(
+        alg,
+        crypto.tac_key(alg, dtk),
+        h("0000290400070000271002") + TERMINAL + h("20200101120000"),
+    )
+    assert crypto.verify_load_tac(alg, dtk, 10500, 7, 10000, 0x02, TERMINAL, NOON, tac)
+    assert not crypto.verify_load_tac(alg, dtk, 10501, 7, 10000, 0x02, TERMINAL, NOON, tac)
+
+
+def test_alg_codes() -> None:
+    assert (Alg.TDES.card_alg_id, Alg.TDES.record_id, Alg.TDES.value) == (0x00, 1, "3des")
+    assert (Alg.SM4.card_alg_id, Alg.SM4.record_id, Alg.SM4.value) == (0x04, 2, "sm4")
+    assert Alg.from_card_alg_id(0x04) is Alg.SM4
+    with pytest.raises(ValueError, match="algorithm id 01"):
+        Alg.from_card_alg_id(0x01)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: crypto.diversify(Alg.TDES, bytes(8), bytes(8)), "master key must be 16 bytes"),
+        (lambda: crypto.diversify(Alg.SM4, bytes(16), bytes(16)), "factor must be 8 bytes"),
+        (lambda: crypto.mac(Alg.TDES, bytes(16), b""), "single-DES MAC key must be 8 bytes"),
+        (lambda: crypto.mac(Alg.SM4, bytes(8), b""), "SM4 key must be 16 bytes"),
+        (lambda: crypto.purchase_mac2(Alg.TDES, bytes(8), -1), "amount must be between"),
+        (lambda: crypto.purchase_session_key(Alg.TDES, bytes(16), bytes(3), 0, 0), "random"),
+        (lambda: crypto.purchase_session_key(Alg.TDES, bytes(16), bytes(4), 70000, 0), "ATC"),
+        (lambda: CardKeys(bytes(16), bytes(16), bytes(15), bytes(16)), "dtk must be 16 bytes"),
+    ],
+)
+def test_wrong_lengths_are_refused_with_the_name(call: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_when_must_be_a_datetime() -> None:
+    with pytest.raises(TypeError, match="datetime"):
+        crypto.purchase_mac1(Alg.TDES, bytes(8), 1, 9, TERMINAL, datetime.date(2020, 1, 1))  # type: ignore[arg-type]
