@@ -50,6 +50,10 @@ browser-deps:
 messages: $(STAMP)
 	$(BIN)/python -m etcnet.core.messages --compile
 
+## Speed figures (printed, never asserted in tests): TAC verifications per second.
+benchmark: $(STAMP)
+	$(BIN)/python -m benchmarks.tac
+
 ## Re-lock the dependencies after changing pyproject.toml.
 lock:
 	$(PYTHON) -m venv /tmp/etcnet-piptools && /tmp/etcnet-piptools/bin/pip install -q pip-tools

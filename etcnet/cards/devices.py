@@ -25,11 +25,14 @@ from etcnet.core.codes import CardType, PlateColor, VehicleClass
 from etcnet.smartcard import ops
 from etcnet.smartcard.apdu import ApduError
 from etcnet.smartcard.crypto import Alg
-from etcnet.smartcard.emulator import SoftCard, SoftObu
+from etcnet.smartcard.emulator import SoftCard, SoftObu, default_key_index
 from etcnet.smartcard.files import Card0015, Card0016, ObuSystemFile, ObuVehicleFile
 from etcnet.smartcard.transport import Transport, TransportError, open_emulated
 
-CARD_VERSION = 0x40  # the "4X" 0015 layout: plate colour and class in the file
+# The 0015 version byte: "4X" layout (plate colour and class in the file) for
+# 3DES cards, "5X" for SM4 cards, whose purchase key index (41) terminals pick
+# from that nibble.
+CARD_VERSIONS = {Alg.TDES: 0x40, Alg.SM4: 0x50}
 
 
 def _root() -> Path:
@@ -111,7 +114,7 @@ def personalize_card(card: CardUnit, *, vehicle: Any, customer: Any) -> None:
     f0015 = Card0015(
         issuer_id=vault.master().issuer_id,
         card_type=CardType(int(card.card_type or 0)),
-        version=CARD_VERSION,
+        version=CARD_VERSIONS[Alg(card.alg)],
         network=card.network,
         internal_no=card.internal_no,
         start_date=today,
@@ -148,43 +151,24 @@ def personalize_obu(obu: ObuUnit, *, vehicle: Any) -> None:
         ops.personalize_obu(open_unit(obu), system=system, vehicle=file, mac_for=_obu_mac(obu))
 
 
-def _dm(mm: int) -> int:
-    """The 2015 layout stores decimetres: round half up to whole decimetres."""
-    return (mm + 50) // 100 * 100
-
-
 def vehicle_file(vehicle: Any) -> ObuVehicleFile:
-    """The OBU vehicle file in the layout its class takes: 2015 for passenger
-    cars (decimetres, seats, engine number), 2019 for trucks and special
-    vehicles (millimetres, masses, VIN)."""
-    vehicle_class = VehicleClass(vehicle.toll_class)
-    common = {
-        "plate": vehicle.plate,
-        "plate_color": PlateColor(vehicle.plate_color),
-        "vehicle_class": vehicle_class,
-        "user_type": vehicle.user_type,
-        "description": _fit(vehicle.brand_model, 16),
-    }
-    if int(vehicle_class) < 0x0B:
-        return ObuVehicleFile(
-            **common,
-            length_mm=_dm(vehicle.length_mm),
-            width_mm=_dm(vehicle.width_mm),
-            height_mm=_dm(vehicle.height_mm),
-            wheels=vehicle.wheels,
-            axles=vehicle.axles,
-            load_or_seats=vehicle.seats,
-            engine_no=vehicle.engine_no[:16],
-        )
-    return ObuVehicleFile(
-        **common,
+    """The OBU vehicle file in the layout the vehicle's class takes."""
+    return ObuVehicleFile.from_vehicle(
+        plate=vehicle.plate,
+        plate_color=PlateColor(vehicle.plate_color),
+        vehicle_class=VehicleClass(vehicle.toll_class),
+        user_type=vehicle.user_type,
         length_mm=vehicle.length_mm,
         width_mm=vehicle.width_mm,
         height_mm=vehicle.height_mm,
+        description=_fit(vehicle.brand_model, 16),
+        wheels=vehicle.wheels,
+        axles=vehicle.axles,
+        seats=vehicle.seats,
+        engine_no=vehicle.engine_no[:16],
         approved_load_kg=vehicle.approved_load_kg,
         curb_weight_kg=vehicle.curb_mass_kg,
         total_mass_kg=vehicle.total_mass_kg,
-        seats=vehicle.seats,
         vin=vehicle.vin,
     )
 
@@ -216,9 +200,15 @@ def read_card(card: CardUnit) -> ops.CardReading:
         return ops.read_card(open_unit(card))
 
 
-def init_load(transport: Transport, amount_fen: int, terminal: str) -> ops.LoadInit:
+def init_load(transport: Transport, card: CardUnit, amount_fen: int, terminal: str) -> ops.LoadInit:
+    """INITIALIZE FOR LOAD with the key index of the card's algorithm (01 / 41)."""
     with _faults():
-        return ops.init_load(transport, amount=amount_fen, terminal6=bytes.fromhex(terminal))
+        return ops.init_load(
+            transport,
+            amount=amount_fen,
+            terminal6=bytes.fromhex(terminal),
+            key_index=default_key_index(Alg(card.alg)),
+        )
 
 
 def finish_load(transport: Transport, mac2: bytes, when: dt.datetime) -> bytes:

@@ -527,7 +527,7 @@ def top_up(
         card = _lock_card(card_no)
         _require_loadable(card)
         transport = devices.open_unit(card)
-        init = devices.init_load(transport, amount_fen, terminal)
+        init = devices.init_load(transport, card, amount_fen, terminal)
         _check_mac1(card, init, amount_fen, terminal)
         entry = ledger.post(
             EntryKind.TOP_UP_RECEIVED,
@@ -571,7 +571,7 @@ def retry_top_up(top_up_id: int, *, actor: Any) -> TopUp:
     if top.status != TopUpStatus.PENDING:
         return top
     transport = devices.open_unit(top.card)
-    init = devices.init_load(transport, top.amount_fen, top.terminal_no)
+    init = devices.init_load(transport, top.card, top.amount_fen, top.terminal_no)
     if init.online_atc != top.online_atc:
         # The card did credit itself; its TAC never reached us. The balance proves it.
         return _settle_unconfirmed(top, init, actor)

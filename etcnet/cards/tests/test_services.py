@@ -480,3 +480,41 @@ def test_master_card_and_sub_cards_of_one_account(clerk, stock, approved):
     )
     assert first.card.account_id == sub.card.account_id
     assert (first.card.is_master, sub.card.is_master) == (True, False)
+
+
+def test_an_sm4_card_is_issued_and_topped_up_like_a_3des_one(clerk, approved):
+    from etcnet.smartcard.crypto import Alg
+
+    services.receive_batch(
+        kind=UnitKind.CARD,
+        reference="SM4-1",
+        serials=["61019900000000000001"],
+        emulated=True,
+        alg=Alg.SM4,
+        actor=clerk,
+    )
+    services.receive_batch(
+        kind=UnitKind.OBU, reference="O-SM4", serials=[OBU_NOS[5]], emulated=True, actor=clerk
+    )
+    binding = services.issue(
+        approved.pk,
+        card_no="61019900000000000001",
+        contract_no=OBU_NOS[5],
+        card_type=22,
+        actor=clerk,
+    )
+    services.activate(binding.pk, photo=photo("installed"), actor=clerk)
+
+    top = services.top_up(
+        "61019900000000000001",
+        amount_fen=12_345,
+        channel="mobile_payment",
+        idempotency_key="s",
+        actor=clerk,
+    )
+
+    assert top.status == TopUpStatus.LOADED
+    reading = devices.read_card(binding.card)
+    assert (reading.balance, reading.f0015.version >> 4) == (12_345, 5)
+    assert ledger.balance(ledger.MOBILE) == 12_345
+    assert ledger.check() == []
