@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("issuance/", include("etcnet.issuance.urls")),
+    path("cards/", include("etcnet.cards.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -21,6 +21,7 @@ _ENUMS = {
     "use_nature": codes.UseNature,
     "category": codes.VehicleCategory,
     "user_type": codes.VehicleUserType,
+    "card_type": codes.CardType,
 }
 
 
@@ -68,3 +69,8 @@ def local(value: Any) -> str:
 @register.filter
 def get(mapping: dict[str, Any] | None, key: str) -> Any:
     return (mapping or {}).get(key)
+
+
+@register.filter
+def neg(value: int | None) -> int:
+    return -(value or 0)

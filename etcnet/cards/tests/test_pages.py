@@ -1,0 +1,98 @@
+"""Card pages through the test client: issue, activate, top up, report lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from conftest import photo
+from etcnet.cards import ledger
+from etcnet.cards.models import Binding, CardUnit, UnitState
+from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS
+from etcnet.lists.models import ListEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def browser(user: Any) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(user)
+    return client
+
+
+def test_issue_activate_top_up_and_lose_through_the_pages(clerk, stock, approved):
+    client = browser(clerk)
+
+    detail = client.get(f"/issuance/applications/{approved.pk}/").content.decode()
+    assert f'href="/cards/issue/{approved.pk}/"' in detail
+
+    form = client.get(f"/cards/issue/{approved.pk}/").content.decode()
+    assert CARD_NOS[0] in form
+    response = client.post(
+        f"/cards/issue/{approved.pk}/",
+        {"card_type": "22", "card_no": CARD_NOS[0], "contract_no": OBU_NOS[0]},
+    )
+    binding = Binding.objects.get()
+    assert response["Location"] == f"/cards/bindings/{binding.pk}/"
+
+    response = client.post(f"/cards/bindings/{binding.pk}/", {"photo": photo("installed")})
+    assert response["Location"] == f"/cards/cards/{CARD_NOS[0]}/"
+
+    page = client.get(response["Location"])
+    key = page.context["idempotency_key"]
+    response = client.post(
+        f"/cards/cards/{CARD_NOS[0]}/top-up/",
+        {"amount": "100.00", "channel": "cash", "idempotency_key": key},
+    )
+    card_page = client.get(response["Location"]).content.decode()
+    assert "已圈存 100.00 元。" in card_page
+    assert "¥ 100.00" in card_page
+    assert ledger.check() == []
+
+    client.post(f"/cards/cards/{CARD_NOS[0]}/loss/", {"reason": "客户来电"})
+    assert CardUnit.objects.get(card_no=CARD_NOS[0]).state == UnitState.LOST
+    events = client.get("/cards/list-events/").content.decode()
+    assert f'data-medium-id="{CARD_NOS[0]}"' in events
+    assert "卡挂失" in events
+    assert ListEvent.objects.count() == 1
+
+
+def test_top_up_with_three_decimals_is_refused_on_the_page(clerk, stock, approved):
+    from etcnet.cards import services
+
+    binding = services.issue(
+        approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=clerk
+    )
+    services.activate(binding.pk, photo=photo("i"), actor=clerk)
+    client = browser(clerk)
+
+    response = client.post(
+        f"/cards/cards/{CARD_NOS[0]}/top-up/", {"amount": "10.005", "channel": "cash"}, follow=True
+    )
+
+    assert "请输入以元为单位、最多两位小数的金额。" in response.content.decode()
+    assert CardUnit.objects.get(card_no=CARD_NOS[0]).shadow_balance_fen == 0
+
+
+def test_inventory_page_receives_an_emulated_batch(clerk):
+    client = browser(clerk)
+    response = client.post(
+        "/cards/inventory/",
+        {
+            "kind": "card",
+            "reference": "B-1",
+            "first": "61010000000000000101",
+            "count": "3",
+            "emulated": "on",
+        },
+    )
+    assert response.status_code == 302
+    page = client.get("/cards/inventory/").content.decode()
+    assert 'data-testid="cards-in-stock">3<' in page
+
+
+def test_a_toll_collector_may_not_use_the_card_counter(collector, clerk, stock):
+    assert browser(collector).get("/cards/inventory/").status_code == 403
+    assert browser(collector).get(f"/cards/cards/{CARD_NOS[0]}/").status_code == 403

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from etcnet.cards import views
+
+app_name = "cards"
+
+urlpatterns = [
+    path("", views.search, name="search"),
+    path("inventory/", views.inventory, name="inventory"),
+    path("issue/<int:application_id>/", views.issue, name="issue"),
+    path("bindings/<int:binding_id>/", views.binding, name="binding"),
+    path("cards/<str:card_no>/", views.card, name="card"),
+    path("cards/<str:card_no>/top-up/", views.top_up, name="top_up"),
+    path("cards/<str:card_no>/loss/", views.report_loss, name="report_loss"),
+    path("cards/<str:card_no>/loss/cancel/", views.cancel_loss, name="cancel_loss"),
+    path("cards/<str:card_no>/replace/", views.replace, name="replace"),
+    path("cards/<str:card_no>/cancel/", views.cancel, name="cancel"),
+    path("accounts/<str:number>/", views.account, name="account"),
+    path("list-events/", views.list_events, name="list_events"),
+]
