@@ -214,7 +214,7 @@ ETCNET_UPLOAD_MAX_PIXELS = env_int("ETCNET_UPLOAD_MAX_PIXELS", 40_000_000)
 # (a JSON file, see docs/cards.md) or ETCNET_KEYS (the same JSON in the
 # environment); they are never logged and never in the repository. `make demo`
 # generates its own file under ETCNET_DATA_DIR.
-ETCNET_KEYS_FILE = env_str("ETCNET_KEYS_FILE", "")
+ETCNET_KEYS_FILE = env_str("ETCNET_KEYS_FILE", str(DATA_DIR / "keys.json"))
 ETCNET_CARD_DIR = Path(env_str("ETCNET_CARD_DIR", str(DATA_DIR / "cards")))
 ETCNET_FUND_DISPUTE_DAYS = env_int("ETCNET_FUND_DISPUTE_DAYS", 30)
 ETCNET_CARD_VALID_YEARS = env_int("ETCNET_CARD_VALID_YEARS", 10)

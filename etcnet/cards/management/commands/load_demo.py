@@ -1,17 +1,28 @@
-"""`etcnet load_demo`: demo users (one per role), an outlet, and customers and
-vehicles in different states, made through the real services so the audit
-trail is real. Safe to run again: existing demo data is kept, passwords reset."""
+"""`etcnet load_demo`: demo users (one per role), an outlet, customers and
+vehicles in different states, and emulated cards and OBUs issued to them with
+balances — all made through the real services, so the audit trail and the
+ledger are real. Safe to run again: existing demo data is kept, passwords reset.
+
+The demo generates its own issuer master keys (`ETCNET_KEYS_FILE`, by default
+`var/keys.json`) when none are configured; emulated cards live under
+`ETCNET_CARD_DIR` (`var/cards/`), so a terminal can use them later."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.test import override_settings
 
+from etcnet.cards import services as cards
+from etcnet.cards import vault
+from etcnet.cards.models import Batch, UnitKind
 from etcnet.core.roles import Role
 from etcnet.core.sms import MemorySmsSender
 from etcnet.issuance import samples, services
@@ -65,9 +76,15 @@ class Command(BaseCommand):
         users["operator"].save()
         OutletMembership.objects.get_or_create(user=users["clerk"], defaults={"outlet": outlet})
 
+        if not os.environ.get("ETCNET_KEYS") and not Path(settings.ETCNET_KEYS_FILE).exists():
+            vault.generate_key_file(Path(settings.ETCNET_KEYS_FILE))
+            vault.reset_cache()
+            self.stdout.write(f"Generated demo issuer keys in {settings.ETCNET_KEYS_FILE}")
         if not Application.objects.exists():
             with override_settings(ETCNET_SMS_SENDER="etcnet.core.sms.MemorySmsSender"):
-                self._applications(users["clerk"])
+                approved = self._applications(users["clerk"])
+            if not Batch.objects.exists():
+                self._cards(users["clerk"], approved)
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo data loaded. Logins (password for all: {DEMO_PASSWORD}):")
@@ -76,7 +93,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<10} {full_name}  {role.label}")
         self.stdout.write("SMS codes are written to this console (the log SMS sender).")
 
-    def _applications(self, clerk: User) -> None:
+    def _applications(self, clerk: User) -> list[Application]:
         every_photo = ["id_photo", "licence_main", "licence_supplement", "vehicle_head"]
 
         # 1. A personal customer, approved: the car waits for card and OBU issuance.
@@ -99,15 +116,16 @@ class Command(BaseCommand):
         _photos(b, every_photo, clerk)
         services.submit_application(b.pk, actor=clerk)
 
-        # 3. An organization's truck, refused: no entrust letter, and the class
-        #    given (1类货车) does not match a 12 t, 7.2 m two-axle truck.
+        # 3. An organization's truck, refused: the class given (1类货车) does not
+        #    match a 12 t, 7.2 m two-axle truck.
         c = _verified("13900139000", clerk)
         services.save_customer(c.pk, data=samples.organization_customer(), actor=clerk)
         services.save_vehicle(c.pk, data=samples.two_axle_truck(toll_class="11"), actor=clerk)
-        _photos(c, every_photo, clerk)
+        _photos(c, [*every_photo, "entrust_letter"], clerk)
         services.submit_application(c.pk, actor=clerk)
 
         # 4. Still in progress: the phone is verified, the customer step saved.
+        approved = [a, b]
         d = _verified("13700137000", clerk)
         services.save_customer(
             d.pk,
@@ -118,3 +136,39 @@ class Command(BaseCommand):
             ),
             actor=clerk,
         )
+        return approved
+
+    def _cards(self, clerk: User, approved: list[Application]) -> None:
+        cards_nos = [f"6101{n:016d}" for n in range(1, 11)]
+        obu_nos = [f"{6101_0000_0000_0000 + n:016d}" for n in range(1, 11)]
+        cards.receive_batch(
+            kind=UnitKind.CARD,
+            reference="DEMO-C-001",
+            serials=cards_nos,
+            emulated=True,
+            actor=clerk,
+        )
+        cards.receive_batch(
+            kind=UnitKind.OBU, reference="DEMO-O-001", serials=obu_nos, emulated=True, actor=clerk
+        )
+        first, second = approved
+        # 张三's car: a stored-value card with 200.00 yuan, OBU activated.
+        binding = cards.issue(
+            first.pk, card_no=cards_nos[0], contract_no=obu_nos[0], card_type=22, actor=clerk
+        )
+        cards.activate(binding.pk, photo=_upload("obu-installed"), actor=clerk)
+        cards.top_up(
+            cards_nos[0], amount_fen=20_000, channel="cash", idempotency_key="demo-1", actor=clerk
+        )
+        # 张三's new-energy car: a debit card (记账卡) of the same account, not yet activated.
+        cards.issue(
+            second.pk, card_no=cards_nos[1], contract_no=obu_nos[1], card_type=23, actor=clerk
+        )
+        self.stdout.write(
+            f"Emulated cards in {settings.ETCNET_CARD_DIR}: {cards_nos[0]} (200.00 yuan), "
+            f"{cards_nos[1]} (debit); {len(cards_nos) - 2} cards and OBUs in stock."
+        )
+
+
+def _upload(text: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(f"{text}.jpg", samples.photo_bytes(text), "image/jpeg")
