@@ -16,6 +16,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import django_auth
 
+from etcnet.cards.api import router as cards_router
 from etcnet.core.errors import DomainError
 from etcnet.core.roles import roles_of
 from etcnet.core.validators import gettext_noop
@@ -151,3 +152,4 @@ def api_logout(request: HttpRequest) -> Status[None]:
 
 
 api.add_router("/issuance", issuance_router, tags=["issuance"])
+api.add_router("/cards", cards_router, tags=["cards"])

@@ -1,0 +1,256 @@
+"""Card endpoints: inventory, issuing, activation, top-up and the lifecycle.
+Thin: parse, call a service, shape. Money is integer fen."""
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import File, Router, Schema, Status
+from ninja.files import UploadedFile
+
+from etcnet.cards import selectors, services
+from etcnet.cards.models import CardUnit, UnitKind
+from etcnet.core.errors import Forbidden
+from etcnet.core.roles import Role, has_role
+from etcnet.lists.models import ListEvent
+
+router = Router()
+
+READERS = (Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR, Role.AUDITOR)
+
+
+def _require_reader(request: HttpRequest) -> None:
+    if not has_role(request.user, *READERS):
+        raise Forbidden()
+
+
+class BatchIn(Schema):
+    kind: str
+    reference: str
+    serials: list[str]
+    emulated: bool = False
+    alg: str = "3des"
+
+
+class BatchOut(Schema):
+    id: int
+    kind: str
+    reference: str
+    quantity: int
+
+
+class MoveIn(Schema):
+    kind: str
+    serials: list[str]
+    to_outlet: str
+
+
+class IssueIn(Schema):
+    application_id: int
+    card_no: str
+    contract_no: str
+    card_type: int
+
+
+class BindingOut(Schema):
+    id: int
+    status: str
+    vehicle_id: int
+    plate: str
+    plate_color: int
+    card_no: str
+    contract_no: str
+
+
+class CardOut(Schema):
+    card_no: str
+    state: str
+    card_type: int | None
+    is_master: bool
+    account: str | None
+    balance_fen: int
+    expiry_date: str | None
+    plate: str | None
+
+
+class TopUpIn(Schema):
+    amount_fen: int
+    channel: str
+    idempotency_key: str
+
+
+class TopUpOut(Schema):
+    id: int
+    status: str
+    amount_fen: int
+    channel: str
+    tac: str
+    balance_fen: int
+
+
+class ReasonIn(Schema):
+    reason: str = ""
+
+
+class ReplaceIn(Schema):
+    new_card_no: str
+
+
+class CancelIn(Schema):
+    obu_returned: bool = True
+
+
+class ListEventOut(Schema):
+    medium: str
+    medium_id: str
+    list_type: int
+    status: int
+    reason: str
+    occurred_at: Any
+    published_at: Any
+
+
+def _binding(binding: Any) -> dict[str, Any]:
+    return {
+        "id": binding.pk,
+        "status": binding.status,
+        "vehicle_id": binding.vehicle_id,
+        "plate": binding.vehicle.plate,
+        "plate_color": binding.vehicle.plate_color,
+        "card_no": binding.card.card_no,
+        "contract_no": binding.obu.contract_no,
+    }
+
+
+def _card(card: CardUnit) -> dict[str, Any]:
+    card.refresh_from_db()
+    live = selectors.live_binding(card)
+    return {
+        "card_no": card.card_no,
+        "state": card.state,
+        "card_type": card.card_type,
+        "is_master": card.is_master,
+        "account": card.account.number if card.account else None,
+        "balance_fen": card.shadow_balance_fen,
+        "expiry_date": card.expiry_date.isoformat() if card.expiry_date else None,
+        "plate": live.vehicle.plate if live else None,
+    }
+
+
+@router.post("/batches", response={201: BatchOut})
+def receive_batch(request: HttpRequest, payload: BatchIn) -> Any:
+    """Blank cards or OBUs received into the caller's outlet."""
+    from etcnet.smartcard.crypto import Alg
+
+    batch = services.receive_batch(
+        kind=UnitKind(payload.kind) if payload.kind in UnitKind.values else UnitKind.CARD,
+        reference=payload.reference,
+        serials=payload.serials,
+        emulated=payload.emulated,
+        alg=Alg.SM4 if payload.alg == "sm4" else Alg.TDES,
+        actor=request.user,
+    )
+    return Status(
+        201,
+        {
+            "id": batch.pk,
+            "kind": batch.kind,
+            "reference": batch.reference,
+            "quantity": batch.quantity,
+        },
+    )
+
+
+@router.post("/moves", response={200: dict})
+def move(request: HttpRequest, payload: MoveIn) -> Any:
+    moved = services.move_units(
+        kind=UnitKind(payload.kind) if payload.kind in UnitKind.values else UnitKind.CARD,
+        serials=payload.serials,
+        to_outlet=payload.to_outlet,
+        actor=request.user,
+    )
+    return {"moved": moved}
+
+
+@router.post("/issuances", response={201: BindingOut})
+def issue(request: HttpRequest, payload: IssueIn) -> Any:
+    """用户卡注册 and OBU issuance for an approved application."""
+    binding = services.issue(
+        payload.application_id,
+        card_no=payload.card_no,
+        contract_no=payload.contract_no,
+        card_type=payload.card_type,
+        actor=request.user,
+    )
+    return Status(201, _binding(binding))
+
+
+@router.post("/bindings/{binding_id}/activation", response=BindingOut)
+def activate(request: HttpRequest, binding_id: int, photo: File[UploadedFile]) -> Any:
+    """Activates the OBU (multipart field `photo`: the installation photo)."""
+    return _binding(services.activate(binding_id, photo=photo, actor=request.user))
+
+
+@router.get("/cards/{card_no}", response=CardOut)
+def get_card(request: HttpRequest, card_no: str) -> Any:
+    _require_reader(request)
+    return _card(selectors.find_card(card_no, viewer=request.user))
+
+
+@router.post("/cards/{card_no}/top-ups", response={201: TopUpOut})
+def top_up(request: HttpRequest, card_no: str, payload: TopUpIn) -> Any:
+    """圈存 through the counter's reader. The idempotency key makes a retry safe."""
+    done = services.top_up(
+        card_no,
+        amount_fen=payload.amount_fen,
+        channel=payload.channel,
+        idempotency_key=payload.idempotency_key,
+        actor=request.user,
+    )
+    done.card.refresh_from_db()
+    return Status(
+        201,
+        {
+            "id": done.pk,
+            "status": done.status,
+            "amount_fen": done.amount_fen,
+            "channel": done.channel,
+            "tac": done.tac,
+            "balance_fen": done.card.shadow_balance_fen,
+        },
+    )
+
+
+@router.post("/cards/{card_no}/loss", response=CardOut)
+def report_loss(request: HttpRequest, card_no: str, payload: ReasonIn) -> Any:
+    return _card(services.report_loss(card_no, reason=payload.reason, actor=request.user))
+
+
+@router.delete("/cards/{card_no}/loss", response=CardOut)
+def cancel_loss(request: HttpRequest, card_no: str) -> Any:
+    return _card(services.cancel_loss_report(card_no, actor=request.user))
+
+
+@router.post("/cards/{card_no}/replacement", response={201: BindingOut})
+def replace(request: HttpRequest, card_no: str, payload: ReplaceIn) -> Any:
+    binding = services.replace_card(card_no, new_card_no=payload.new_card_no, actor=request.user)
+    return Status(201, _binding(binding))
+
+
+@router.post("/cards/{card_no}/cancellation", response=CardOut)
+def cancel(request: HttpRequest, card_no: str, payload: CancelIn) -> Any:
+    return _card(services.cancel(card_no, obu_returned=payload.obu_returned, actor=request.user))
+
+
+@router.post("/units/{kind}/{serial}/recycling", response=dict)
+def recycle(request: HttpRequest, kind: str, serial: str) -> Any:
+    unit = services.recycle(
+        UnitKind(kind) if kind in UnitKind.values else UnitKind.CARD, serial, actor=request.user
+    )
+    return {"serial": serial, "state": unit.state}
+
+
+@router.get("/list-events", response=list[ListEventOut])
+def pending_list_events(request: HttpRequest) -> Any:
+    """Status-list events not yet published to terminals, newest first."""
+    _require_reader(request)
+    return list(ListEvent.objects.filter(published_at__isnull=True).order_by("-occurred_at")[:500])
