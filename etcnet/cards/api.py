@@ -254,3 +254,47 @@ def pending_list_events(request: HttpRequest) -> Any:
     """Status-list events not yet published to terminals, newest first."""
     _require_reader(request)
     return list(ListEvent.objects.filter(published_at__isnull=True).order_by("-occurred_at")[:500])
+
+
+class ObuReplaceIn(Schema):
+    new_contract_no: str
+
+
+class BankIn(Schema):
+    bank_name: str
+    bank_account_no: str
+
+
+@router.post("/cards/{card_no}/renewal", response=CardOut)
+def renew(request: HttpRequest, card_no: str) -> Any:
+    return _card(services.renew(card_no, actor=request.user))
+
+
+@router.post("/cards/{card_no}/suspension", response=CardOut)
+def suspend(request: HttpRequest, card_no: str, payload: ReasonIn) -> Any:
+    return _card(services.suspend(card_no, reason=payload.reason, actor=request.user))
+
+
+@router.post("/obus/{contract_no}/loss", response=dict)
+def obu_loss(request: HttpRequest, contract_no: str, payload: ReasonIn) -> Any:
+    obu = services.report_obu_loss(contract_no, reason=payload.reason, actor=request.user)
+    return {"contract_no": obu.contract_no, "state": obu.state}
+
+
+@router.post("/obus/{contract_no}/replacement", response={201: BindingOut})
+def replace_obu(request: HttpRequest, contract_no: str, payload: ObuReplaceIn) -> Any:
+    binding = services.replace_obu(
+        contract_no, new_contract_no=payload.new_contract_no, actor=request.user
+    )
+    return Status(201, _binding(binding))
+
+
+@router.put("/accounts/{number}/bank", response=dict)
+def link_bank(request: HttpRequest, number: str, payload: BankIn) -> Any:
+    account = services.link_bank_account(
+        number,
+        bank_name=payload.bank_name,
+        bank_account_no=payload.bank_account_no,
+        actor=request.user,
+    )
+    return {"number": account.number, "bank_name": account.bank_name}

@@ -23,7 +23,7 @@ from etcnet.cards.errors import CardFault
 from etcnet.cards.models import CardUnit, ObuUnit
 from etcnet.core.codes import CardType, PlateColor, VehicleClass
 from etcnet.smartcard import ops
-from etcnet.smartcard.apdu import ApduError
+from etcnet.smartcard.apdu import ApduError, Command
 from etcnet.smartcard.crypto import Alg
 from etcnet.smartcard.emulator import SoftCard, SoftObu, default_key_index
 from etcnet.smartcard.files import Card0015, Card0016, ObuSystemFile, ObuVehicleFile
@@ -214,6 +214,31 @@ def init_load(transport: Transport, card: CardUnit, amount_fen: int, terminal: s
 def finish_load(transport: Transport, mac2: bytes, when: dt.datetime) -> bytes:
     with _faults():
         return ops.finish_load(transport, mac2=mac2, when=when).tac
+
+
+def write_expiry(card: CardUnit) -> None:
+    """The renewed expiry date into 0015 (offset 0x18, BCD yyyymmdd)."""
+    assert card.expiry_date is not None
+    data = bytes.fromhex(card.expiry_date.strftime("%Y%m%d"))
+    with _faults():
+        transport = open_unit(card)
+        # SELECT the ETC application, then 04D6 95 18: SFI 15, offset 0x18.
+        ops.exchange(transport, Command(0x00, 0xA4, 0x00, 0x00, b"\x10\x01"), what="SELECT 1001")
+        ops.secure_update(
+            transport, sfi_or_path=0x15, offset=0x18, data=data, mac_for=_card_mac(card)
+        )
+
+
+def provision_psam(path: Path, *, terminal_no: str, alg: Alg = Alg.TDES) -> None:
+    """An emulated PSAM for a terminal: its number and the purchase master key,
+    as a real lane PSAM holds it (never the load, TAC or update keys)."""
+    from etcnet.smartcard.emulator import SoftPsam
+
+    SoftPsam.create(
+        path,
+        terminal_no=bytes.fromhex(terminal_no),
+        purchase_keys={(alg, vault.master().key_version): vault.purchase_master_key(alg)},
+    )
 
 
 def format_card(card: CardUnit) -> None:

@@ -1067,3 +1067,129 @@ def _issuer_id() -> str:
 
 def new_idempotency_key() -> str:
     return secrets.token_hex(16)
+
+
+def renew(card_no: str, *, actor: Any) -> CardUnit:
+    """Renewal of an expiring card: a new expiry date written to 0015 at offset
+    0x18 with line protection, and recorded. Audits `cards.card_renewed`."""
+    _require(actor, Role.ISSUANCE_CLERK)
+    with transaction.atomic(durable=True):
+        card = _lock_card(card_no)
+        if card.state not in (UnitState.ISSUED, UnitState.ACTIVE):
+            raise _wrong_state(card)
+        before = card.expiry_date
+        card.expiry_date = _years_later(
+            max(timezone.localdate(), card.expiry_date or timezone.localdate()),
+            settings.ETCNET_CARD_VALID_YEARS,
+        )
+        card.save(update_fields=["expiry_date", "updated_at"])
+        devices.write_expiry(card)
+        audit.record(
+            actor=actor,
+            action="cards.card_renewed",
+            subject=card,
+            before={"expiry_date": before},
+            after={"expiry_date": card.expiry_date},
+        )
+    return card
+
+
+def replace_obu(contract_no: str, *, new_contract_no: str, actor: Any) -> Binding:
+    """OBU replacement: the old OBU is cancelled (and stays listed if it is not
+    returned), a new OBU from this outlet's stock is personalised for the vehicle
+    and must be activated again. Audits `cards.obu_replaced`, `cards.obu_issued`."""
+    _require(actor, Role.ISSUANCE_CLERK)
+    outlet = _outlet_of(actor)
+    with transaction.atomic(durable=True):
+        units = sorted([_lock_obu(contract_no), _lock_obu(new_contract_no)], key=lambda u: u.pk)
+        old = next(u for u in units if u.contract_no == contract_no)
+        new = next(u for u in units if u.contract_no == new_contract_no)
+        if old.state not in BOUND_STATES:
+            raise _wrong_state(old)
+        if new.state != UnitState.IN_STOCK or new.location_id != outlet.pk:
+            raise NotInStock(params={"unit": str(new), "outlet": outlet.code})
+        binding = (
+            Binding.objects.select_for_update()
+            .select_related("vehicle", "card")
+            .get(obu=old, status__in=[BindingStatus.ISSUED, BindingStatus.ACTIVE])
+        )
+        now = timezone.now()
+        binding.status = BindingStatus.ENDED
+        binding.ended_at = now
+        binding.ended_reason = "OBU replaced"
+        binding.save(update_fields=["status", "ended_at", "ended_reason"])
+        old_before = old.state
+        old.state = UnitState.CANCELLED
+        old.save(update_fields=["state", "updated_at"])
+        if old_before != UnitState.LOST:
+            record_event(
+                medium=Medium.OBU,
+                medium_id=old.contract_no,
+                list_type=ListType.CANCELLED_WITHOUT_CARD,
+                status=ListStatus.IN,
+                reason="OBU replaced",
+                actor=actor,
+                issuer_id=_issuer_id(),
+            )
+        new.state = UnitState.ISSUED
+        new.save(update_fields=["state", "updated_at"])
+        replacement = Binding.objects.create(
+            vehicle=binding.vehicle,
+            card=binding.card,
+            obu=new,
+            status=BindingStatus.ISSUED,
+            created_at=now,
+        )
+        devices.personalize_obu(new, vehicle=binding.vehicle)
+        _unit_event(actor, old, "cards.obu_replaced", old_before, replaced_by=new.contract_no)
+        _unit_event(actor, new, "cards.obu_issued", UnitState.IN_STOCK, replaces=old.contract_no)
+        audit.record(
+            actor=actor,
+            action="cards.binding_created",
+            subject=replacement,
+            after={
+                "vehicle": binding.vehicle_id,
+                "card": binding.card.card_no,
+                "obu": new.contract_no,
+            },
+        )
+    return replacement
+
+
+def link_bank_account(
+    account_number: str, *, bank_name: str, bank_account_no: str, actor: Any
+) -> Account:
+    """Links a debit account (记账卡) to the bank account that settles its tolls,
+    with the signed agreement's date. Audits `cards.bank_account_linked`."""
+    _require(actor, Role.ISSUANCE_CLERK)
+    issues = []
+    if not bank_name.strip():
+        issues.append(FieldIssue("bank_name", "required", gettext_noop("This field is required.")))
+    number = bank_account_no.replace(" ", "")
+    if not (number.isdigit() and 8 <= len(number) <= 32):
+        issues.append(
+            FieldIssue(
+                "bank_account_no",
+                "bad_bank_account",
+                gettext_noop("A bank account number has 8 to 32 digits."),
+            )
+        )
+    if issues:
+        raise InvalidInput(issues=issues)
+    with transaction.atomic(durable=True):
+        account = Account.objects.select_for_update().filter(number=account_number).first()
+        if account is None:
+            raise NotFound(gettext_noop("Account not found."))
+        before = {"bank_name": account.bank_name, "bank_account_no": account.bank_account_no}
+        account.bank_name = bank_name.strip()
+        account.bank_account_no = number
+        account.agreement_signed_at = timezone.now()
+        account.save(update_fields=["bank_name", "bank_account_no", "agreement_signed_at"])
+        audit.record(
+            actor=actor,
+            action="cards.bank_account_linked",
+            subject=account,
+            before=before,
+            after={"bank_name": account.bank_name, "bank_account_no": account.bank_account_no},
+        )
+    return account

@@ -15,6 +15,12 @@ urlpatterns = [
     path("cards/<str:card_no>/loss/cancel/", views.cancel_loss, name="cancel_loss"),
     path("cards/<str:card_no>/replace/", views.replace, name="replace"),
     path("cards/<str:card_no>/cancel/", views.cancel, name="cancel"),
+    path("cards/<str:card_no>/renewal/", views.renew, name="renew"),
+    path("cards/<str:card_no>/suspension/", views.suspend, name="suspend"),
+    path("obus/<str:contract_no>/loss/", views.obu_loss, name="obu_loss"),
+    path("obus/<str:contract_no>/replace/", views.replace_obu, name="replace_obu"),
     path("accounts/<str:number>/", views.account, name="account"),
+    path("accounts/<str:number>/bank/", views.link_bank, name="link_bank"),
+    path("inventory/move/", views.move, name="move"),
     path("list-events/", views.list_events, name="list_events"),
 ]

@@ -346,3 +346,101 @@ def list_events(request: HttpRequest) -> HttpResponse:
     """Status-list events not yet published to terminals (the next issue publishes them)."""
     pending = ListEvent.objects.filter(published_at__isnull=True).order_by("-occurred_at")[:200]
     return TemplateResponse(request, "cards/list_events.html", {"events": pending})
+
+
+def _act(request: HttpRequest, call: Any, success: str) -> bool:
+    try:
+        call()
+    except DomainError as error:
+        _fail(request, error)
+        return False
+    messages.success(request, success)
+    return True
+
+
+@role_required(*CLERK)
+@require_POST
+def renew(request: HttpRequest, card_no: str) -> HttpResponse:
+    _act(request, lambda: services.renew(card_no, actor=request.user), _("Card renewed."))
+    return redirect("cards:card", card_no)
+
+
+@role_required(*CLERK, Role.CENTER_OPERATOR)
+@require_POST
+def suspend(request: HttpRequest, card_no: str) -> HttpResponse:
+    _act(
+        request,
+        lambda: services.suspend(
+            card_no, reason=request.POST.get("reason", ""), actor=request.user
+        ),
+        _("Card suspended: it is on the status list."),
+    )
+    return redirect("cards:card", card_no)
+
+
+@role_required(*CLERK, Role.CENTER_OPERATOR)
+@require_POST
+def obu_loss(request: HttpRequest, contract_no: str) -> HttpResponse:
+    binding_id = request.POST.get("binding", "")
+    _act(
+        request,
+        lambda: services.report_obu_loss(
+            contract_no, reason=request.POST.get("reason", ""), actor=request.user
+        ),
+        _("OBU loss reported: it is on the status list at once."),
+    )
+    return (
+        redirect("cards:binding", binding_id) if binding_id.isdigit() else redirect("cards:search")
+    )
+
+
+@role_required(*CLERK)
+@require_POST
+def replace_obu(request: HttpRequest, contract_no: str) -> HttpResponse:
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        result["binding"] = services.replace_obu(
+            contract_no, new_contract_no=request.POST.get("new_contract_no", ""), actor=request.user
+        )
+
+    if _act(request, call, _("OBU replaced; install and activate the new one.")):
+        return redirect("cards:binding", result["binding"].pk)
+    binding_id = request.POST.get("binding", "")
+    return (
+        redirect("cards:binding", binding_id) if binding_id.isdigit() else redirect("cards:search")
+    )
+
+
+@role_required(*CLERK)
+@require_POST
+def link_bank(request: HttpRequest, number: str) -> HttpResponse:
+    _act(
+        request,
+        lambda: services.link_bank_account(
+            number,
+            bank_name=request.POST.get("bank_name", ""),
+            bank_account_no=request.POST.get("bank_account_no", ""),
+            actor=request.user,
+        ),
+        _("Bank account linked."),
+    )
+    return redirect("cards:account", number)
+
+
+@role_required(*CLERK, Role.CENTER_OPERATOR)
+@require_POST
+def move(request: HttpRequest) -> HttpResponse:
+    serials = [s for s in request.POST.get("serials", "").replace(",", " ").split() if s]
+    kind = request.POST.get("kind", "card")
+    _act(
+        request,
+        lambda: services.move_units(
+            kind=UnitKind(kind) if kind in UnitKind.values else UnitKind.CARD,
+            serials=serials,
+            to_outlet=request.POST.get("to_outlet", ""),
+            actor=request.user,
+        ),
+        _("Units moved."),
+    )
+    return redirect("cards:inventory")

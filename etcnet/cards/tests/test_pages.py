@@ -96,3 +96,36 @@ def test_inventory_page_receives_an_emulated_batch(clerk):
 def test_a_toll_collector_may_not_use_the_card_counter(collector, clerk, stock):
     assert browser(collector).get("/cards/inventory/").status_code == 403
     assert browser(collector).get(f"/cards/cards/{CARD_NOS[0]}/").status_code == 403
+
+
+def test_renew_suspend_obu_and_bank_forms(clerk, stock, approved):
+    from etcnet.cards import services
+    from etcnet.cards.models import Account, ObuUnit
+
+    binding = services.issue(
+        approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=23, actor=clerk
+    )
+    services.activate(binding.pk, photo=photo("i"), actor=clerk)
+    client = browser(clerk)
+
+    renewed = client.post(f"/cards/cards/{CARD_NOS[0]}/renewal/", follow=True)
+    assert "已续期。" in renewed.content.decode()
+    bank = client.post(
+        f"/cards/accounts/{binding.card.account.number}/bank/",
+        {"bank_name": "中国建设银行", "bank_account_no": "6217000012345678"},
+        follow=True,
+    )
+    assert "已绑定银行账户。" in bank.content.decode()
+    assert Account.objects.get().bank_account_no == "6217000012345678"
+    replaced = client.post(
+        f"/cards/obus/{OBU_NOS[0]}/replace/",
+        {"binding": binding.pk, "new_contract_no": OBU_NOS[1]},
+        follow=True,
+    )
+    assert "已更换OBU" in replaced.content.decode()
+    assert ObuUnit.objects.get(contract_no=OBU_NOS[1]).state == UnitState.ISSUED
+    suspended = client.post(
+        f"/cards/cards/{CARD_NOS[0]}/suspension/", {"reason": "欠费"}, follow=True
+    )
+    assert "已挂起" in suspended.content.decode()
+    assert CardUnit.objects.get(card_no=CARD_NOS[0]).state == UnitState.SUSPENDED

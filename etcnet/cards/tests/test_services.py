@@ -518,3 +518,136 @@ def test_an_sm4_card_is_issued_and_topped_up_like_a_3des_one(clerk, approved):
     assert (reading.balance, reading.f0015.version >> 4) == (12_345, 5)
     assert ledger.balance(ledger.MOBILE) == 12_345
     assert ledger.check() == []
+
+
+# --- renewal, OBU replacement, bank link, purchase TAC, randomized ledger ------------
+
+
+def test_renewal_writes_the_new_expiry_date_to_the_card(clerk, stock, approved):
+    binding = active(clerk, approved)
+    with time_machine.travel(dt.datetime(2035, 6, 1, 2, 0, tzinfo=dt.UTC), tick=False):
+        renewed = services.renew(binding.card.card_no, actor=clerk)
+    assert renewed.expiry_date == dt.date(2046, 11, 21)
+    assert devices.read_card(renewed).f0015.expiry_date == dt.date(2046, 11, 21)
+    assert AuditEvent.objects.filter(action="cards.card_renewed").count() == 1
+
+
+def test_obu_replacement_needs_a_new_activation(clerk, stock, approved):
+    binding = active(clerk, approved)
+
+    replacement = services.replace_obu(
+        binding.obu.contract_no, new_contract_no=OBU_NOS[1], actor=clerk
+    )
+
+    assert replacement.status == BindingStatus.ISSUED
+    assert replacement.card_id == binding.card_id
+    assert ObuUnit.objects.get(contract_no=binding.obu.contract_no).state == UnitState.CANCELLED
+    assert list(ListEvent.objects.values_list("medium", "list_type", "status")) == [("obu", 3, 1)]
+    services.activate(replacement.pk, photo=photo("new obu"), actor=clerk)
+    assert ops.read_obu(devices.open_unit(replacement.obu)).activated is True
+
+
+def test_a_debit_account_is_linked_to_its_bank_account(clerk, stock, approved):
+    binding = active(clerk, approved, card_type=DEBIT)
+    number = binding.card.account.number
+
+    with pytest.raises(Exception, match="Some fields"):
+        services.link_bank_account(number, bank_name="", bank_account_no="12", actor=clerk)
+    account = services.link_bank_account(
+        number,
+        bank_name="中国工商银行西安分行",
+        bank_account_no="6222 0212 3456 7890 123",
+        actor=clerk,
+    )
+
+    assert account.bank_account_no == "6222021234567890123"
+    assert account.agreement_signed_at is not None
+
+
+def test_a_purchase_with_a_provisioned_psam_is_verified_by_the_center(
+    clerk, stock, approved, tmp_path
+):
+    from etcnet.smartcard.crypto import Alg
+    from etcnet.smartcard.transport import open_emulated
+
+    binding = active(clerk, approved)
+    card_no = binding.card.card_no
+    services.top_up(card_no, amount_fen=5_000, channel="cash", idempotency_key="p1", actor=clerk)
+    psam_file = tmp_path / "psam.json"
+    devices.provision_psam(psam_file, terminal_no="610100000099")
+
+    result = ops.purchase(
+        devices.open_unit(binding.card),
+        open_emulated(psam_file),
+        amount=1_234,
+        when=dt.datetime(2026, 11, 21, 12, 0, 0),
+    )
+
+    assert (result.balance_before, result.balance_after) == (5_000, 3_766)
+    assert vault.verify_purchase_tac(
+        Alg.TDES,
+        binding.card.internal_no,
+        amount=1_234,
+        trans_type=result.trans_type,
+        terminal_no=result.terminal_no,
+        terminal_seq=result.terminal_seq,
+        when=result.when,
+        tac=result.tac,
+    )
+    assert not vault.verify_purchase_tac(
+        Alg.TDES,
+        binding.card.internal_no,
+        amount=1_235,
+        trans_type=result.trans_type,
+        terminal_no=result.terminal_no,
+        terminal_seq=result.terminal_seq,
+        when=result.when,
+        tac=result.tac,
+    )
+
+
+def test_ledger_stays_balanced_through_a_randomized_run(clerk, stock):
+    import random
+
+    rng = random.Random(20261121)
+    plates = ["陕A10001", "陕A10002", "陕A10003", "陕A10004"]
+    spare = list(CARD_NOS[4:])
+    live: list[str] = []
+    for n, plate in enumerate(plates):
+        application = second_car(clerk, plate=plate, serial=f"60000{n}")
+        binding = services.issue(
+            application.pk, card_no=CARD_NOS[n], contract_no=OBU_NOS[n], card_type=22, actor=clerk
+        )
+        services.activate(binding.pk, photo=photo("obu"), actor=clerk)
+        live.append(CARD_NOS[n])
+    for step in range(30):
+        card_no = rng.choice(live)
+        action = rng.choice(["top_up", "top_up", "top_up", "loss", "replace", "cancel"])
+        state_now = CardUnit.objects.get(card_no=card_no).state
+        try:
+            if action == "top_up":
+                services.top_up(
+                    card_no,
+                    amount_fen=rng.randint(1, 50_000),
+                    channel=rng.choice(["cash", "bank_transfer", "mobile_payment"]),
+                    idempotency_key=f"r{step}",
+                    actor=clerk,
+                )
+            elif action == "loss":
+                services.report_loss(card_no, actor=clerk)
+            elif action == "replace" and spare:
+                new = spare.pop()
+                services.replace_card(card_no, new_card_no=new, actor=clerk)
+                live.remove(card_no)
+                live.append(new)
+            elif action == "cancel" and len(live) > 1:
+                services.cancel(card_no, obu_returned=True, actor=clerk)
+                live.remove(card_no)
+        except WrongState:
+            assert state_now not in (UnitState.ISSUED, UnitState.ACTIVE)
+        assert ledger.check() == [], f"after step {step} ({action} on {card_no})"
+    services.settle_due(now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    assert ledger.check() == []
+    from django.core.management import call_command
+
+    call_command("ledger", "check")
