@@ -137,10 +137,13 @@ def _classify_by_axles(
                 f"and total mass {total_mass_kg} kg < 4500 kg"
             )
             return _result(VehicleClass(base + 1), rule)
-        rule = (
-            f"{word}: 2 axles, length {length_mm} mm >= 6000 mm "
-            f"or total mass {total_mass_kg} kg >= 4500 kg"
-        )
+        # Name only the conditions that hold: either one makes the class.
+        held = []
+        if length_mm >= LENGTH_LIMIT_MM:
+            held.append(f"length {length_mm} mm >= 6000 mm")
+        if total_mass_kg >= MASS_LIMIT_KG:
+            held.append(f"total mass {total_mass_kg} kg >= 4500 kg")
+        rule = f"{word}: 2 axles, " + " and ".join(held)
         return _result(VehicleClass(base + 2), rule)
     if axles <= 6:
         return _result(VehicleClass(base + axles), f"{word}: {axles} axles")

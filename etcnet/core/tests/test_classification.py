@@ -157,3 +157,14 @@ def test_classification_errors(
     assert str(error) == message
     assert error.as_dict() == {"code": code, "message": message}
     assert isinstance(error, ValueError)
+
+
+def test_the_two_axle_rule_names_only_the_conditions_that_held() -> None:
+    heavy_short = classify("special", axles=2, length_mm=5000, total_mass_kg=4500)
+    long_light = classify("truck", axles=2, length_mm=7200, total_mass_kg=3000)
+    both = classify("truck", axles=2, length_mm=7200, total_mass_kg=12000)
+    assert heavy_short.rule == "special: 2 axles, total mass 4500 kg >= 4500 kg"
+    assert long_light.rule == "truck: 2 axles, length 7200 mm >= 6000 mm"
+    assert (
+        both.rule == "truck: 2 axles, length 7200 mm >= 6000 mm and total mass 12000 kg >= 4500 kg"
+    )
