@@ -63,7 +63,7 @@ def test_two_axle_rule_text() -> None:
         vehicle_class=VehicleClass.TRUCK_2,
         name="2类货车",
         name_en="class 2 truck",
-        rule="truck: 2 axles, length 5999 mm >= 6000 mm or total mass 4500 kg >= 4500 kg",
+        rule="truck: 2 axles, total mass 4500 kg >= 4500 kg",
     )
 
 
