@@ -64,7 +64,15 @@ def _center(argv: Sequence[str]) -> int:
     from etcnet.wsgi import application
 
     print(f"etcnet center on http://{args.host}:{args.port}/  (API docs: /api/v1/docs)", flush=True)
-    serve(application, host=args.host, port=args.port, threads=args.threads, ident="etcnet")
+    serve(
+        application,
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        ident="etcnet",
+        # Five photos of at most ETCNET_UPLOAD_MAX_BYTES each, and the form around them.
+        max_request_body_size=64 * 1024 * 1024,
+    )
     return 0
 
 

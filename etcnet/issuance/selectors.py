@@ -58,8 +58,9 @@ def application_list(filters: ApplicationFilter, *, viewer: Any) -> QuerySet[App
         # Whole document or phone numbers only: a fragment of an ID number is
         # not a search key, so lists cannot be used to guess masked digits.
         match |= Q(id_number__iexact=q.upper()) | Q(phone=q)
-        if q.upper().startswith("SQ") and q[-6:].isdigit():
-            match |= Q(pk=int(q[-6:]))
+        # SQ + creation date (8 digits) + id (at least 6 digits).
+        if q.upper().startswith("SQ") and len(q) >= 16 and q[2:].isdigit():
+            match |= Q(pk=int(q[10:]))
         qs = qs.filter(match)
     return qs
 

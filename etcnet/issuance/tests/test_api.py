@@ -648,3 +648,9 @@ def test_latin_names_may_have_single_spaces_but_chinese_names_may_not(clerk):
     assert ok.status_code == 200
     assert errors(spaced) == {("name", "bad_characters")}
     assert errors(double) == {("name", "bad_characters")}
+
+
+def test_search_by_application_number(clerk, operator):
+    application = verified_application(clerk)
+    found = api(operator).get(BASE, {"q": application.number}).json()
+    assert [i["id"] for i in found["items"]] == [application.pk]
