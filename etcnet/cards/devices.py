@@ -200,6 +200,12 @@ def read_card(card: CardUnit) -> ops.CardReading:
         return ops.read_card(open_unit(card))
 
 
+def read_log(card: CardUnit) -> list[Any]:
+    """The purse's transaction log, newest first."""
+    with _faults():
+        return ops.read_log(open_unit(card))
+
+
 def init_load(transport: Transport, card: CardUnit, amount_fen: int, terminal: str) -> ops.LoadInit:
     """INITIALIZE FOR LOAD with the key index of the card's algorithm (01 / 41)."""
     with _faults():

@@ -61,3 +61,26 @@ class DisputePeriod(Conflict):
 
 class BadAmount(InvalidInput):
     code = "invalid_input"
+
+
+class LoadInterrupted(DomainError):
+    """The money was recorded; the card did not complete the credit."""
+
+    status = 502
+    code = "load_interrupted"
+    template = gettext_noop(
+        "The money is recorded but the card was not credited ({meaning}). "
+        "Put the card back and retry the top-up, or refund it."
+    )
+
+
+class TopUpPending(Conflict):
+    code = "top_up_pending"
+    template = gettext_noop(
+        "Card {card} has an unfinished top-up ({top_up}); retry or refund it first."
+    )
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    template = gettext_noop("This idempotency key was already used for a different request.")

@@ -292,11 +292,14 @@ class TopUp(models.Model):
         JournalEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     outlet = models.ForeignKey(Outlet, on_delete=models.PROTECT, related_name="+")
+    # Empty for a balance transfer made by the settlement job.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField()
     idempotency_key = models.CharField(max_length=80, unique=True)
+    # sha256 of card, amount and channel: the same key for another request is a 409.
+    request_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [

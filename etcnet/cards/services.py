@@ -18,6 +18,8 @@ A card pulled out in between leaves a pending top-up that a retry finishes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 import secrets
 from typing import Any
 
@@ -31,9 +33,12 @@ from etcnet.cards.errors import (
     AlreadyBound,
     CardFault,
     DisputePeriod,
+    IdempotencyConflict,
+    LoadInterrupted,
     MacRejected,
     NotApproved,
     NotInStock,
+    TopUpPending,
     VehicleMismatch,
     WrongState,
 )
@@ -470,6 +475,21 @@ def _describe(found: tuple[str, int, int]) -> str:
 
 # --- top-up (圈存) ------------------------------------------------------------------
 
+_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,60}$")
+LOAD_TYPE = 0x02
+
+
+def _request_hash(card_no: str, amount_fen: int, channel: str) -> str:
+    return hashlib.sha256(f"{card_no}|{amount_fen}|{channel}".encode()).hexdigest()
+
+
+def _replay(existing: TopUp, request_hash: str) -> TopUp:
+    """A repeated request: the first result, or 409 when the key was used for
+    another request (STYLE: same key + other payload is a conflict)."""
+    if existing.request_hash != request_hash:
+        raise IdempotencyConflict()
+    return existing
+
 
 def top_up(
     card_no: str,
@@ -486,16 +506,32 @@ def top_up(
     2. Only then the vault computes MAC2 and the card credits its purse.
     3. The card's TAC is verified; the money moves onto the purse
        (`top_up_loaded`) and the shadow balance rises.
-    A wrong MAC1 records nothing; a card that fails after step 1 leaves a
-    pending top-up that `retry_top_up` finishes; a wrong TAC credits nothing.
-    The same idempotency key returns the first top-up. Audits
-    `cards.top_up_received` and `cards.top_up_loaded`."""
+
+    A wrong MAC1 records nothing. A card that fails after step 1 leaves a
+    pending top-up (`load_interrupted`): the money is safe in loads pending
+    and `retry_top_up` finishes it or `refund_pending_top_up` gives it back.
+    While a card has a pending top-up no other top-up starts on it, so the
+    card's online counter tells exactly which load it executed. A TAC that
+    does not verify credits nothing. The idempotency key (1–60 characters)
+    returns the first result for the same request and 409 for another.
+    Audits `cards.top_up_received` and `cards.top_up_loaded`."""
     _require(actor, Role.ISSUANCE_CLERK)
     outlet = _outlet_of(actor)
-    existing = TopUp.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing
+    key = idempotency_key or ""
+    request_hash = _request_hash(card_no, amount_fen, channel)
     issues = []
+    if not _KEY.match(key):
+        issues.append(
+            FieldIssue(
+                "idempotency_key",
+                "bad_idempotency_key",
+                gettext_noop("Send an idempotency key of 1 to 60 letters, digits or . _ : -."),
+            )
+        )
+    else:
+        existing = TopUp.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return _replay(existing, request_hash)
     if not isinstance(amount_fen, int) or not 0 < amount_fen <= MAX_TOP_UP_FEN:
         issues.append(
             FieldIssue(
@@ -523,60 +559,116 @@ def top_up(
     # Step 1: the card's MAC1, then the money, in one transaction. The same
     # transport carries the whole load: the card keeps its load session only
     # while nothing else is sent to it.
+    top: TopUp | None = None
     with transaction.atomic(durable=True):
         card = _lock_card(card_no)
         _require_loadable(card)
+        _refuse_if_pending(card)
         transport = devices.open_unit(card)
         init = devices.init_load(transport, card, amount_fen, terminal)
         _check_mac1(card, init, amount_fen, terminal)
-        entry = ledger.post(
-            EntryKind.TOP_UP_RECEIVED,
-            ledger.lines(
-                (ledger.account(channel_code), amount_fen),
-                (ledger.account(ledger.LOADS_PENDING), -amount_fen),
-            ),
-            actor=actor,
-            memo=f"{card.card_no} {channel}",
-            idempotency_key=f"topup:{idempotency_key}:received",
-        )
-        top = TopUp.objects.create(
-            card=card,
-            amount_fen=amount_fen,
-            channel=channel,
-            status=TopUpStatus.PENDING,
-            terminal_no=terminal,
-            balance_before_fen=init.balance,
-            online_atc=init.online_atc,
-            received_entry=entry,
-            outlet=outlet,
-            created_by=actor,
-            created_at=timezone.now(),
-            idempotency_key=idempotency_key,
-        )
-        audit.record(
-            actor=actor,
-            action="cards.top_up_received",
-            subject=card,
-            after={"top_up": top.pk, "amount_fen": amount_fen, "channel": channel},
-        )
+        try:
+            with transaction.atomic():
+                entry = ledger.post(
+                    EntryKind.TOP_UP_RECEIVED,
+                    ledger.lines(
+                        (ledger.account(channel_code), amount_fen),
+                        (ledger.account(ledger.LOADS_PENDING), -amount_fen),
+                    ),
+                    actor=actor,
+                    memo=f"{card.card_no} {channel}",
+                    idempotency_key=f"topup:{key}:received",
+                )
+                top = TopUp.objects.create(
+                    card=card,
+                    amount_fen=amount_fen,
+                    channel=channel,
+                    status=TopUpStatus.PENDING,
+                    terminal_no=terminal,
+                    balance_before_fen=init.balance,
+                    online_atc=init.online_atc,
+                    received_entry=entry,
+                    outlet=outlet,
+                    created_by=actor,
+                    created_at=timezone.now(),
+                    idempotency_key=key,
+                    request_hash=request_hash,
+                )
+        except IntegrityError:
+            top = None  # the same key won a race a moment ago: answer with its result
+        else:
+            audit.record(
+                actor=actor,
+                action="cards.top_up_received",
+                subject=card,
+                after={"top_up": top.pk, "amount_fen": amount_fen, "channel": channel},
+            )
+    if top is None:
+        return _replay(TopUp.objects.get(idempotency_key=key), request_hash)
     # Steps 2 and 3.
     return _load_onto_card(top.pk, transport, init, actor)
 
 
 def retry_top_up(top_up_id: int, *, actor: Any) -> TopUp:
-    """Finishes a pending top-up: the card is asked again (its online counter
-    tells whether the first attempt already credited it)."""
+    """Finishes a pending top-up — one interrupted at the counter, or a balance
+    moved from a replaced card — through the normal MAC1/MAC2/TAC path.
+
+    If the card's online counter has moved since the top-up began, the card
+    executed a load meanwhile; since no other top-up can start while one is
+    pending, its transaction log must show exactly this one (type 02, this
+    amount, this terminal, this counter) — then the top-up is confirmed on
+    that evidence; otherwise it stays pending for an operator."""
     _require(actor, Role.ISSUANCE_CLERK)
-    top = TopUp.objects.select_related("card").get(pk=top_up_id)
-    if top.status != TopUpStatus.PENDING:
-        return top
-    transport = devices.open_unit(top.card)
-    init = devices.init_load(transport, top.card, top.amount_fen, top.terminal_no)
-    if init.online_atc != top.online_atc:
-        # The card did credit itself; its TAC never reached us. The balance proves it.
-        return _settle_unconfirmed(top, init, actor)
-    _check_mac1(top.card, init, top.amount_fen, top.terminal_no)
-    return _load_onto_card(top.pk, transport, init, actor)
+    with transaction.atomic(durable=True):
+        top = _lock_top_up(top_up_id)
+        if top.status != TopUpStatus.PENDING:
+            return top
+        card = CardUnit.objects.select_for_update().get(pk=top.card_id)
+        if card.state not in (UnitState.ISSUED, UnitState.ACTIVE):
+            raise _wrong_state(card)
+        transport = devices.open_unit(card)
+        init = devices.init_load(transport, card, top.amount_fen, top.terminal_no)
+        _check_mac1(card, init, top.amount_fen, top.terminal_no)
+        if top.online_atc is not None and init.online_atc != top.online_atc:
+            evidence = _load_in_log(card, top)
+            if evidence is None:
+                raise CardFault(
+                    params={
+                        "meaning": "the card's online counter moved without this top-up; "
+                        "reconcile it from the card's log"
+                    }
+                )
+            return _confirm(top.pk, "", actor, evidence=evidence)
+        if top.online_atc is None:  # a balance transfer's first load
+            top.online_atc = init.online_atc
+            top.balance_before_fen = init.balance
+            top.save(update_fields=["online_atc", "balance_before_fen"])
+        return _credit(top, transport, init, actor)
+
+
+def _lock_top_up(top_up_id: int) -> TopUp:
+    try:
+        return TopUp.objects.select_for_update().get(pk=top_up_id)
+    except TopUp.DoesNotExist:
+        raise NotFound(gettext_noop("Top-up not found.")) from None
+
+
+def _load_in_log(card: CardUnit, top: TopUp) -> dict[str, Any] | None:
+    for record in devices.read_log(card):
+        if (
+            record.trans_type == LOAD_TYPE
+            and record.atc == top.online_atc
+            and record.amount == top.amount_fen
+            and record.terminal.hex().upper() == top.terminal_no.upper()
+        ):
+            return {"atc": record.atc, "amount": record.amount, "when": record.when.isoformat()}
+    return None
+
+
+def _refuse_if_pending(card: CardUnit) -> None:
+    pending = TopUp.objects.filter(card=card, status=TopUpStatus.PENDING).first()
+    if pending is not None:
+        raise TopUpPending(params={"card": card.card_no, "top_up": pending.pk})
 
 
 def _require_loadable(card: CardUnit) -> None:
@@ -613,7 +705,17 @@ def _check_mac1(card: CardUnit, init: Any, amount_fen: int, terminal: str) -> No
 
 
 def _load_onto_card(top_up_id: int, transport: Any, init: Any, actor: Any) -> TopUp:
-    top = TopUp.objects.select_related("card").get(pk=top_up_id)
+    """MAC2, the card's credit and its TAC, under the top-up's row lock: a retry
+    running at the same time waits, then finds the top-up done and leaves the
+    card alone — the card is credited once."""
+    with transaction.atomic(durable=not transaction.get_connection().in_atomic_block):
+        top = _lock_top_up(top_up_id)
+        if top.status != TopUpStatus.PENDING:
+            return top
+        return _credit(top, transport, init, actor)
+
+
+def _credit(top: TopUp, transport: Any, init: Any, actor: Any) -> TopUp:
     card = top.card
     when = timezone.localtime().replace(microsecond=0)
     mac2 = vault.load_mac2(
@@ -625,9 +727,12 @@ def _load_onto_card(top_up_id: int, transport: Any, init: Any, actor: Any) -> To
         terminal_no=bytes.fromhex(top.terminal_no),
         when=when,
     )
-    # A fault here (card pulled out) leaves the top-up pending; the money is safe
-    # in loads_pending and `retry_top_up` finishes it.
-    tac = devices.finish_load(transport, mac2, when)
+    try:
+        tac = devices.finish_load(transport, mac2, when)
+    except CardFault as error:
+        # The money is recorded and safe in loads_pending; the card was not
+        # credited (or its answer was lost): the top-up stays pending.
+        raise LoadInterrupted(params={"meaning": error.params.get("meaning", "")}) from error
     verified = vault.verify_load_tac(
         Alg(card.alg),
         card.internal_no,
@@ -643,8 +748,8 @@ def _load_onto_card(top_up_id: int, transport: Any, init: Any, actor: Any) -> To
     return _confirm(top.pk, tac.hex().upper(), actor)
 
 
-def _confirm(top_up_id: int, tac: str, actor: Any) -> TopUp:
-    with transaction.atomic(durable=True):
+def _confirm(top_up_id: int, tac: str, actor: Any, evidence: dict[str, Any] | None = None) -> TopUp:
+    with transaction.atomic(durable=not transaction.get_connection().in_atomic_block):
         top = TopUp.objects.select_for_update().get(pk=top_up_id)
         if top.status != TopUpStatus.PENDING:
             return top
@@ -657,7 +762,7 @@ def _confirm(top_up_id: int, tac: str, actor: Any) -> TopUp:
             ),
             actor=actor,
             memo=card.card_no,
-            idempotency_key=f"topup:{top.idempotency_key}:loaded",
+            idempotency_key=f"topup:{top.pk}:loaded",
         )
         top.status = TopUpStatus.LOADED
         top.tac = tac
@@ -670,44 +775,43 @@ def _confirm(top_up_id: int, tac: str, actor: Any) -> TopUp:
             action="cards.top_up_loaded",
             subject=card,
             before={"balance_fen": card.shadow_balance_fen - top.amount_fen},
-            after={"balance_fen": card.shadow_balance_fen, "top_up": top.pk, "tac": tac},
+            after={
+                "balance_fen": card.shadow_balance_fen,
+                "top_up": top.pk,
+                "tac": tac,
+                **({"confirmed_from_card_log": evidence} if evidence else {}),
+            },
         )
     return top
 
 
-def _settle_unconfirmed(top: TopUp, init: Any, actor: Any) -> TopUp:
-    expected_atc = (top.online_atc or 0) + 1
-    if (
-        init.online_atc == expected_atc
-        and init.balance >= (top.balance_before_fen or 0) + top.amount_fen
-    ):
-        return _confirm(top.pk, "", actor)
-    raise CardFault(params={"meaning": "online counter moved without this top-up"})
-
-
 def refund_pending_top_up(top_up_id: int, *, actor: Any) -> TopUp:
-    """Gives back the money of a pending top-up the card never took (checked on
-    the card: its online counter has not moved). Audits `cards.top_up_refunded`."""
+    """Gives back the money of a pending top-up the card never took: under the
+    top-up's lock, the card's online counter must not have moved since the
+    top-up began. Balance transfers are not refunded here (they are the
+    customer's money waiting for the new card). Audits `cards.top_up_refunded`."""
     _require(actor, Role.ISSUANCE_CLERK)
-    top = TopUp.objects.select_related("card", "outlet").get(pk=top_up_id)
-    if top.status != TopUpStatus.PENDING:
-        raise WrongState(
-            params={"unit": f"top-up {top.pk}", "state": str(top.get_status_display())}
-        )
-    reading = devices.read_card(top.card)
-    if reading.balance != top.balance_before_fen:
-        raise CardFault(params={"meaning": "the card balance changed; retry the top-up instead"})
     with transaction.atomic(durable=True):
-        top = TopUp.objects.select_for_update().get(pk=top_up_id)
-        if top.status != TopUpStatus.PENDING:
-            return top
+        top = _lock_top_up(top_up_id)
+        if top.status != TopUpStatus.PENDING or top.channel == TopUpChannel.BALANCE_TRANSFER:
+            raise WrongState(
+                params={"unit": f"top-up {top.pk}", "state": str(top.get_status_display())}
+            )
+        card = CardUnit.objects.select_for_update().get(pk=top.card_id)
+        transport = devices.open_unit(card)
+        init = devices.init_load(transport, card, top.amount_fen, top.terminal_no)
+        _check_mac1(card, init, top.amount_fen, top.terminal_no)
+        if init.online_atc != top.online_atc:
+            raise CardFault(
+                params={"meaning": "the card's online counter moved: it took a load; retry instead"}
+            )
         ledger.reverse(top.received_entry, actor=actor, memo=f"top-up {top.pk} refunded")
         top.status = TopUpStatus.REFUNDED
         top.save(update_fields=["status"])
         audit.record(
             actor=actor,
             action="cards.top_up_refunded",
-            subject=top.card,
+            subject=card,
             after={"top_up": top.pk, "amount_fen": top.amount_fen},
         )
     return top
@@ -831,6 +935,7 @@ def replace_card(card_no: str, *, new_card_no: str, actor: Any) -> Binding:
             old, new = new, old
         if old.state not in BOUND_STATES:
             raise _wrong_state(old)
+        _refuse_if_pending(old)
         if new.state != UnitState.IN_STOCK or new.location_id != outlet.pk:
             raise NotInStock(params={"unit": str(new), "outlet": outlet.code})
         binding = Binding.objects.select_for_update().get(
@@ -930,6 +1035,7 @@ def cancel(card_no: str, *, obu_returned: bool, actor: Any) -> CardUnit:
         card = _lock_card(card_no)
         if card.state not in BOUND_STATES:
             raise _wrong_state(card)
+        _refuse_if_pending(card)
         before = card.state
         binding = (
             Binding.objects.select_for_update()

@@ -19,9 +19,12 @@ from etcnet.cards.errors import (
     AlreadyBound,
     CardFault,
     DisputePeriod,
+    IdempotencyConflict,
+    LoadInterrupted,
     MacRejected,
     NotApproved,
     NotInStock,
+    TopUpPending,
     VehicleMismatch,
     WrongState,
 )
@@ -37,6 +40,7 @@ from etcnet.cards.models import (
     UnitState,
 )
 from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS, second_car
+from etcnet.core.errors import InvalidInput
 from etcnet.core.models import AuditEvent
 from etcnet.issuance.models import Outlet, Vehicle, VehicleStatus
 from etcnet.lists.models import ListEvent
@@ -296,7 +300,7 @@ def test_card_pulled_out_before_the_credit_leaves_a_safe_pending_top_up(
     real_open = devices.open_unit
     monkeypatch.setattr(devices, "open_unit", lambda unit: PulledOut(real_open(unit)))
 
-    with pytest.raises(CardFault):
+    with pytest.raises(LoadInterrupted):
         services.top_up(
             binding.card.card_no,
             amount_fen=10_000,
@@ -327,7 +331,7 @@ def test_a_pending_top_up_the_card_never_took_can_be_refunded(clerk, stock, appr
     binding = active(clerk, approved)
     real_open = devices.open_unit
     monkeypatch.setattr(devices, "open_unit", lambda unit: PulledOut(real_open(unit)))
-    with pytest.raises(CardFault):
+    with pytest.raises(LoadInterrupted):
         services.top_up(
             binding.card.card_no, amount_fen=3_000, channel="cash", idempotency_key="r", actor=clerk
         )
@@ -651,3 +655,158 @@ def test_ledger_stays_balanced_through_a_randomized_run(clerk, stock):
     from django.core.management import call_command
 
     call_command("ledger", "check")
+
+
+# --- the money path under faults (review findings) ---------------------------------
+
+
+def _pending_top_up(clerk, card_no, amount, key, monkeypatch):
+    real_open = devices.open_unit
+    monkeypatch.setattr(devices, "open_unit", lambda unit: PulledOut(real_open(unit)))
+    with pytest.raises(LoadInterrupted):
+        services.top_up(
+            card_no, amount_fen=amount, channel="cash", idempotency_key=key, actor=clerk
+        )
+    monkeypatch.setattr(devices, "open_unit", real_open)
+    return TopUp.objects.get(idempotency_key=key)
+
+
+def test_no_second_top_up_starts_while_one_is_pending(clerk, stock, approved, monkeypatch):
+    binding = active(clerk, approved)
+    card_no = binding.card.card_no
+    _pending_top_up(clerk, card_no, 10_000, "a", monkeypatch)
+    before = state()
+
+    with pytest.raises(TopUpPending):
+        services.top_up(
+            card_no, amount_fen=20_000, channel="cash", idempotency_key="b", actor=clerk
+        )
+
+    assert state() == before
+
+
+class LostAnswer:
+    """The card executes CREDIT FOR LOAD, but its answer never comes back."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def transmit(self, apdu):
+        response = self.inner.transmit(apdu)
+        if apdu[:2] == b"\x80\x52":
+            raise TransportError("answer lost")
+        return response
+
+
+def test_a_load_whose_answer_was_lost_is_confirmed_from_the_card_log(
+    clerk, stock, approved, monkeypatch
+):
+    binding = active(clerk, approved)
+    real_open = devices.open_unit
+    monkeypatch.setattr(devices, "open_unit", lambda unit: LostAnswer(real_open(unit)))
+    with pytest.raises(LoadInterrupted):
+        services.top_up(
+            binding.card.card_no, amount_fen=6_000, channel="cash", idempotency_key="l", actor=clerk
+        )
+    monkeypatch.setattr(devices, "open_unit", real_open)
+    top = TopUp.objects.get()
+    assert devices.read_card(binding.card).balance == 6_000  # the card has it
+    assert CardUnit.objects.get(pk=binding.card_id).shadow_balance_fen == 0  # the center not yet
+
+    done = services.retry_top_up(top.pk, actor=clerk)
+
+    assert done.status == TopUpStatus.LOADED
+    assert devices.read_card(binding.card).balance == 6_000  # not credited twice
+    assert CardUnit.objects.get(pk=binding.card_id).shadow_balance_fen == 6_000
+    event = AuditEvent.objects.filter(action="cards.top_up_loaded").last()
+    assert event.after["confirmed_from_card_log"]["amount"] == 6_000
+    assert ledger.check() == []
+
+
+def test_a_refund_is_refused_once_the_card_took_the_load(clerk, stock, approved, monkeypatch):
+    binding = active(clerk, approved)
+    real_open = devices.open_unit
+    monkeypatch.setattr(devices, "open_unit", lambda unit: LostAnswer(real_open(unit)))
+    with pytest.raises(LoadInterrupted):
+        services.top_up(
+            binding.card.card_no, amount_fen=3_000, channel="cash", idempotency_key="f", actor=clerk
+        )
+    monkeypatch.setattr(devices, "open_unit", real_open)
+    before = state()
+
+    with pytest.raises(CardFault):
+        services.refund_pending_top_up(TopUp.objects.get().pk, actor=clerk)
+
+    assert {k: v for k, v in state().items() if k != "files"} == {
+        k: v for k, v in before.items() if k != "files"
+    }
+
+
+class CorruptTac:
+    """A reader that garbles the TAC in the card's answer to CREDIT FOR LOAD."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def transmit(self, apdu):
+        response = self.inner.transmit(apdu)
+        if apdu[:2] == b"\x80\x52" and response[-2:] == b"\x90\x00":
+            return bytes([response[0] ^ 0xFF]) + response[1:]
+        return response
+
+
+def test_a_wrong_tac_credits_nothing_and_the_retry_does_not_either(
+    clerk, stock, approved, monkeypatch
+):
+    binding = active(clerk, approved)
+    real_open = devices.open_unit
+    monkeypatch.setattr(devices, "open_unit", lambda unit: CorruptTac(real_open(unit)))
+    with pytest.raises(MacRejected):
+        services.top_up(
+            binding.card.card_no, amount_fen=4_000, channel="cash", idempotency_key="t", actor=clerk
+        )
+    monkeypatch.setattr(devices, "open_unit", real_open)
+    top = TopUp.objects.get()
+    assert top.status == TopUpStatus.PENDING
+    assert CardUnit.objects.get(pk=binding.card_id).shadow_balance_fen == 0
+
+    # The card did credit itself (its TAC was garbled on the way): the retry
+    # finds that load in the card's log and confirms exactly that one.
+    done = services.retry_top_up(top.pk, actor=clerk)
+    assert done.status == TopUpStatus.LOADED
+    assert devices.read_card(binding.card).balance == 4_000
+    assert ledger.check() == []
+
+
+def test_the_idempotency_key_is_tied_to_its_request(clerk, stock, approved):
+    binding = active(clerk, approved)
+    services.top_up(
+        binding.card.card_no, amount_fen=1_000, channel="cash", idempotency_key="k", actor=clerk
+    )
+    before = state()
+
+    with pytest.raises(IdempotencyConflict):
+        services.top_up(
+            binding.card.card_no, amount_fen=9_999, channel="cash", idempotency_key="k", actor=clerk
+        )
+    with pytest.raises(InvalidInput):
+        services.top_up(
+            binding.card.card_no, amount_fen=1_000, channel="cash", idempotency_key="", actor=clerk
+        )
+
+    assert state() == before
+
+
+def test_a_card_with_a_pending_top_up_is_not_cancelled_or_replaced(
+    clerk, stock, approved, monkeypatch
+):
+    binding = active(clerk, approved)
+    _pending_top_up(clerk, binding.card.card_no, 2_000, "p", monkeypatch)
+    before = state()
+
+    with pytest.raises(TopUpPending):
+        services.cancel(binding.card.card_no, obu_returned=True, actor=clerk)
+    with pytest.raises(TopUpPending):
+        services.replace_card(binding.card.card_no, new_card_no=CARD_NOS[1], actor=clerk)
+
+    assert state() == before
