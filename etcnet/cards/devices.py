@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,8 +249,20 @@ def provision_psam(path: Path, *, terminal_no: str, alg: Alg = Alg.TDES) -> None
 
 
 def format_card(card: CardUnit) -> None:
+    """Reformats a returned card to blank. Money still in its purse (already
+    refunded or moved in the ledger) is first debited by a purchase signed
+    with the center's own PSAM, so nothing of value leaves on a recycled card."""
     with _faults():
-        ops.format_blank(open_unit(card), device="card", mac_for=_card_mac(card))
+        transport = open_unit(card)
+        balance = ops.read_card(transport).balance
+        if balance:
+            with tempfile.TemporaryDirectory() as folder:
+                psam = Path(folder) / "center-psam.json"
+                provision_psam(
+                    psam, terminal_no=settings.ETCNET_COUNTER_TERMINAL_NO, alg=Alg(card.alg)
+                )
+                ops.purchase(transport, open_emulated(psam), amount=balance, when=dt.datetime.now())
+        ops.format_blank(transport, device="card", mac_for=_card_mac(card))
 
 
 def format_obu(obu: ObuUnit) -> None:

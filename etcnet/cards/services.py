@@ -74,7 +74,7 @@ from etcnet.issuance.models import (
     Vehicle,
     VehicleStatus,
 )
-from etcnet.lists.models import ListStatus, ListType, Medium
+from etcnet.lists.models import ListEvent, ListStatus, ListType, Medium
 from etcnet.lists.services import record_event
 from etcnet.smartcard.crypto import Alg
 
@@ -428,6 +428,9 @@ def activate(binding_id: int, *, photo: UploadedFile, actor: Any) -> Binding:
             obu = ObuUnit.objects.select_for_update().get(pk=binding.obu_id)
             if binding.status != BindingStatus.ISSUED or obu.state != UnitState.ISSUED:
                 raise _wrong_state(obu)
+            if card.state not in (UnitState.ISSUED, UnitState.ACTIVE):
+                # A lost or suspended card stays what it is (and listed).
+                raise _wrong_state(card)
             found = devices.obu_vehicle(obu)
             expected = (vehicle.plate, vehicle.plate_color, vehicle.toll_class)
             if found != expected:
@@ -845,6 +848,61 @@ def report_loss(card_no: str, *, reason: str = "", actor: Any) -> CardUnit:
     return card
 
 
+def listed_types(medium: Medium, medium_id: str) -> set[int]:
+    """The list types a card or OBU is on now: those whose latest event is IN."""
+    latest: dict[int, int] = {}
+    for list_type, status in (
+        ListEvent.objects.filter(medium=medium, medium_id=medium_id)
+        .order_by("occurred_at", "pk")
+        .values_list("list_type", "status")
+    ):
+        latest[list_type] = status
+    return {t for t, status in latest.items() if status == ListStatus.IN}
+
+
+def _lift_all(medium: Medium, medium_id: str, *, reason: str, actor: Any) -> None:
+    """Takes a unit off every list type it is on (a recycled unit starts clean)."""
+    for list_type in sorted(listed_types(medium, medium_id)):
+        record_event(
+            medium=medium,
+            medium_id=medium_id,
+            list_type=ListType(list_type),
+            status=ListStatus.OUT,
+            reason=reason,
+            actor=actor,
+            issuer_id=_issuer_id(),
+        )
+
+
+def _in_use_state(card: CardUnit) -> UnitState:
+    binding = card.bindings.exclude(status=BindingStatus.ENDED).first()
+    return (
+        UnitState.ACTIVE if binding and binding.status == BindingStatus.ACTIVE else UnitState.ISSUED
+    )
+
+
+def resume(card_no: str, *, actor: Any) -> CardUnit:
+    """Lifts a suspension (解除挂起): the card leaves list type 2."""
+    _require(actor, Role.CENTER_OPERATOR, Role.ISSUANCE_CLERK)
+    with transaction.atomic(durable=True):
+        card = _lock_card(card_no)
+        if card.state != UnitState.SUSPENDED:
+            raise _wrong_state(card)
+        card.state = _in_use_state(card)
+        card.save(update_fields=["state", "updated_at"])
+        record_event(
+            medium=Medium.CARD,
+            medium_id=card.card_no,
+            list_type=ListType.SUSPENDED,
+            status=ListStatus.OUT,
+            reason="suspension lifted",
+            actor=actor,
+            issuer_id=_issuer_id(),
+        )
+        _unit_event(actor, card, "cards.card_resumed", UnitState.SUSPENDED)
+    return card
+
+
 def cancel_loss_report(card_no: str, *, actor: Any) -> CardUnit:
     """解挂: the holder found the card; it leaves the list (type 1, status 2)."""
     _require(actor, Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR)
@@ -852,12 +910,10 @@ def cancel_loss_report(card_no: str, *, actor: Any) -> CardUnit:
         card = _lock_card(card_no)
         if card.state != UnitState.LOST:
             raise _wrong_state(card)
-        binding = card.bindings.exclude(status=BindingStatus.ENDED).first()
-        card.state = (
-            UnitState.ACTIVE
-            if binding and binding.status == BindingStatus.ACTIVE
-            else UnitState.ISSUED
-        )
+        if ListType.SUSPENDED in listed_types(Medium.CARD, card.card_no):
+            card.state = UnitState.SUSPENDED  # still suspended: only the loss is withdrawn
+        else:
+            card.state = _in_use_state(card)
         card.save(update_fields=["state", "updated_at"])
         record_event(
             medium=Medium.CARD,
@@ -922,7 +978,9 @@ def suspend(card_no: str, *, reason: str, actor: Any) -> CardUnit:
     return card
 
 
-def replace_card(card_no: str, *, new_card_no: str, actor: Any) -> Binding:
+def replace_card(
+    card_no: str, *, new_card_no: str, actor: Any, card_returned: bool = True
+) -> Binding:
     """换卡/补卡: the old card is cancelled (and stays on the list if it was lost),
     a new card from this outlet's stock takes its place in a new binding, and the
     old balance moves to the new card once the fund-dispute period ends.
@@ -948,7 +1006,12 @@ def replace_card(card_no: str, *, new_card_no: str, actor: Any) -> Binding:
         binding.ended_at = now
         binding.ended_reason = "card replaced"
         binding.save(update_fields=["status", "ended_at", "ended_reason"])
-        _cancel_card(old, actor, reason="replaced", on_list=old_before != UnitState.LOST)
+        _cancel_card(
+            old,
+            actor,
+            reason="replaced",
+            on_list=not card_returned and old_before != UnitState.LOST,
+        )
         new.card_type = old.card_type
         new.account = old.account
         new.is_master = old.is_master
@@ -1026,7 +1089,7 @@ def _hold_balance(
     )
 
 
-def cancel(card_no: str, *, obu_returned: bool, actor: Any) -> CardUnit:
+def cancel(card_no: str, *, obu_returned: bool, actor: Any, card_returned: bool = True) -> CardUnit:
     """销户: the card is cancelled, the binding ends, the OBU comes back (or goes
     on the list when it does not), and the balance is refunded after the
     fund-dispute period. Audits `cards.card_cancelled`."""
@@ -1044,8 +1107,13 @@ def cancel(card_no: str, *, obu_returned: bool, actor: Any) -> CardUnit:
             .first()
         )
         now = timezone.now()
+        # A card handed in cannot be used again: only a card kept by the
+        # customer is listed as cancelled without card (a lost one stays listed).
         _cancel_card(
-            card, actor, reason="account cancelled", on_list=before == UnitState.LOST or True
+            card,
+            actor,
+            reason="account cancelled",
+            on_list=not card_returned and before != UnitState.LOST,
         )
         if binding is not None:
             binding.status = BindingStatus.ENDED
@@ -1086,8 +1154,10 @@ def cancel(card_no: str, *, obu_returned: bool, actor: Any) -> CardUnit:
 
 def settle_due(*, now: dt.datetime | None = None, actor: Any = None) -> int:
     """Batch job: settlements whose fund-dispute period has ended. A transfer
-    becomes a free top-up waiting to be loaded onto the new card; a refund
-    becomes payable. Safe to run again: each settlement is done once."""
+    becomes a pending top-up of the replacement card (channel
+    `balance_transfer`), which the counter loads onto the card through the
+    normal MAC2/TAC path; a refund becomes payable. Safe to run again: each
+    settlement is done once."""
     now = now or timezone.now()
     done = 0
     for settlement_id in BalanceSettlement.objects.filter(
@@ -1097,24 +1167,37 @@ def settle_due(*, now: dt.datetime | None = None, actor: Any = None) -> int:
             settlement = BalanceSettlement.objects.select_for_update().get(pk=settlement_id)
             if settlement.status != SettlementStatus.WAITING:
                 continue
+            transfer = settlement.kind == SettlementKind.TRANSFER
             if settlement.amount_fen > 0:
-                target = (
-                    ledger.LOADS_PENDING
-                    if settlement.kind == SettlementKind.TRANSFER
-                    else ledger.REFUNDS_PAYABLE
-                )
-                ledger.post(
-                    EntryKind.BALANCE_TRANSFER
-                    if settlement.kind == SettlementKind.TRANSFER
-                    else EntryKind.REFUND_DUE,
+                entry = ledger.post(
+                    EntryKind.BALANCE_TRANSFER if transfer else EntryKind.REFUND_DUE,
                     ledger.lines(
                         (ledger.account(ledger.SETTLEMENTS_HELD), settlement.amount_fen),
-                        (ledger.account(target), -settlement.amount_fen),
+                        (
+                            ledger.account(
+                                ledger.LOADS_PENDING if transfer else ledger.REFUNDS_PAYABLE
+                            ),
+                            -settlement.amount_fen,
+                        ),
                     ),
                     actor=actor,
                     memo=f"settlement {settlement.pk}",
                     idempotency_key=f"settlement:{settlement.pk}",
                 )
+                if transfer and settlement.to_card is not None:
+                    TopUp.objects.create(
+                        card=settlement.to_card,
+                        amount_fen=settlement.amount_fen,
+                        channel=TopUpChannel.BALANCE_TRANSFER,
+                        status=TopUpStatus.PENDING,
+                        terminal_no=settings.ETCNET_COUNTER_TERMINAL_NO,
+                        received_entry=entry,
+                        outlet=settlement.to_card.location,
+                        created_by=None,
+                        created_at=now,
+                        idempotency_key=f"transfer:{settlement.pk}",
+                        request_hash="",
+                    )
             settlement.status = SettlementStatus.DONE
             settlement.done_at = now
             settlement.save(update_fields=["status", "done_at"])
@@ -1149,6 +1232,7 @@ def recycle(kind: UnitKind, serial: str, *, actor: Any) -> CardUnit | ObuUnit:
                     }
                 )
             devices.format_card(unit)
+            _lift_all(Medium.CARD, unit.card_no, reason="recycled", actor=actor)
             unit.card_type = None
             unit.account = None
             unit.is_master = False
@@ -1156,6 +1240,7 @@ def recycle(kind: UnitKind, serial: str, *, actor: Any) -> CardUnit | ObuUnit:
             unit.issued_at = None
         else:
             devices.format_obu(unit)
+            _lift_all(Medium.OBU, unit.contract_no, reason="recycled", actor=actor)
             unit.activated_at = None
         unit.state = UnitState.IN_STOCK
         unit.location = outlet

@@ -43,7 +43,7 @@ from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS, second_car
 from etcnet.core.errors import InvalidInput
 from etcnet.core.models import AuditEvent
 from etcnet.issuance.models import Outlet, Vehicle, VehicleStatus
-from etcnet.lists.models import ListEvent
+from etcnet.lists.models import ListEvent, Medium
 from etcnet.smartcard import ops
 from etcnet.smartcard.emulator import SoftObu
 from etcnet.smartcard.transport import TransportError
@@ -810,3 +810,92 @@ def test_a_card_with_a_pending_top_up_is_not_cancelled_or_replaced(
         services.replace_card(binding.card.card_no, new_card_no=CARD_NOS[1], actor=clerk)
 
     assert state() == before
+
+
+def test_a_replaced_cards_balance_is_loaded_onto_the_new_card_after_the_period(
+    clerk, stock, approved
+):
+    start = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        binding = active(clerk, approved)
+        old_no = binding.card.card_no
+        services.top_up(old_no, amount_fen=8_800, channel="cash", idempotency_key="t", actor=clerk)
+        new = services.replace_card(old_no, new_card_no=CARD_NOS[1], actor=clerk).card
+        assert TopUp.objects.filter(card=new).count() == 0  # nothing before the period ends
+
+        traveller.shift(dt.timedelta(days=31))
+        services.settle_due()
+
+        transfer = TopUp.objects.get(card=new)
+        assert (transfer.channel, transfer.status, transfer.amount_fen) == (
+            "balance_transfer",
+            "pending",
+            8_800,
+        )
+        done = services.retry_top_up(transfer.pk, actor=clerk)
+        assert done.status == TopUpStatus.LOADED
+        assert devices.read_card(new).balance == 8_800
+        assert CardUnit.objects.get(pk=new.pk).shadow_balance_fen == 8_800
+        assert ledger.balance(ledger.LOADS_PENDING) == 0
+        assert ledger.check() == []
+
+
+def test_activation_refuses_a_lost_card(clerk, stock, approved):
+    binding = issued(clerk, approved)
+    services.report_loss(binding.card.card_no, actor=clerk)
+    before = state()
+    with pytest.raises(WrongState):
+        services.activate(binding.pk, photo=photo("obu"), actor=clerk)
+    assert state() == before
+
+
+def test_recycled_units_leave_every_list_and_a_purse_is_emptied(clerk, stock, approved):
+    start = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        binding = active(clerk, approved)
+        card_no, obu_no = binding.card.card_no, binding.obu.contract_no
+        services.top_up(card_no, amount_fen=2_000, channel="cash", idempotency_key="c", actor=clerk)
+        services.report_loss(card_no, actor=clerk)
+        services.cancel(card_no, obu_returned=False, card_returned=False, actor=clerk)
+        traveller.shift(dt.timedelta(days=31))
+        services.settle_due()
+
+        services.recycle(UnitKind.CARD, card_no, actor=clerk)
+        services.recycle(UnitKind.OBU, obu_no, actor=clerk)
+
+    assert services.listed_types(Medium.CARD, card_no) == set()
+    assert services.listed_types(Medium.OBU, obu_no) == set()
+    recycled = CardUnit.objects.get(card_no=card_no)
+    assert recycled.state == UnitState.IN_STOCK
+    assert devices.read_card(recycled).balance == 0
+    assert devices.read_card(recycled).f0015 is None
+    assert ledger.balance(ledger.REFUNDS_PAYABLE) == -2_000
+    assert ledger.check() == []
+
+
+def test_a_returned_card_is_not_listed_on_cancellation_but_a_kept_one_is(clerk, stock, approved):
+    first = active(clerk, approved)
+    services.cancel(first.card.card_no, obu_returned=True, card_returned=True, actor=clerk)
+    assert services.listed_types(Medium.CARD, first.card.card_no) == set()
+
+    other = second_car(clerk)
+    second = services.issue(
+        other.pk, card_no=CARD_NOS[1], contract_no=OBU_NOS[1], card_type=22, actor=clerk
+    )
+    services.cancel(second.card.card_no, obu_returned=True, card_returned=False, actor=clerk)
+    assert services.listed_types(Medium.CARD, second.card.card_no) == {3}
+
+
+def test_withdrawing_a_loss_keeps_a_suspension_and_resume_lifts_it(clerk, stock, approved):
+    binding = active(clerk, approved)
+    card_no = binding.card.card_no
+    services.suspend(card_no, reason="欠费", actor=clerk)
+    services.report_loss(card_no, actor=clerk)
+
+    services.cancel_loss_report(card_no, actor=clerk)
+    assert CardUnit.objects.get(card_no=card_no).state == UnitState.SUSPENDED
+    assert services.listed_types(Medium.CARD, card_no) == {2}
+
+    services.resume(card_no, actor=clerk)
+    assert CardUnit.objects.get(card_no=card_no).state == UnitState.ACTIVE
+    assert services.listed_types(Medium.CARD, card_no) == set()
