@@ -97,6 +97,7 @@ class ReplaceIn(Schema):
 
 class CancelIn(Schema):
     obu_returned: bool = True
+    card_returned: bool = True
 
 
 class ListEventOut(Schema):
@@ -238,7 +239,14 @@ def replace(request: HttpRequest, card_no: str, payload: ReplaceIn) -> Any:
 
 @router.post("/cards/{card_no}/cancellation", response=CardOut)
 def cancel(request: HttpRequest, card_no: str, payload: CancelIn) -> Any:
-    return _card(services.cancel(card_no, obu_returned=payload.obu_returned, actor=request.user))
+    return _card(
+        services.cancel(
+            card_no,
+            obu_returned=payload.obu_returned,
+            card_returned=payload.card_returned,
+            actor=request.user,
+        )
+    )
 
 
 @router.post("/units/{kind}/{serial}/recycling", response=dict)
@@ -298,3 +306,32 @@ def link_bank(request: HttpRequest, number: str, payload: BankIn) -> Any:
         actor=request.user,
     )
     return {"number": account.number, "bank_name": account.bank_name}
+
+
+def _top_up(done: Any) -> dict[str, Any]:
+    done.card.refresh_from_db()
+    return {
+        "id": done.pk,
+        "status": done.status,
+        "amount_fen": done.amount_fen,
+        "channel": done.channel,
+        "tac": done.tac,
+        "balance_fen": done.card.shadow_balance_fen,
+    }
+
+
+@router.post("/top-ups/{top_up_id}/retry", response=TopUpOut)
+def retry_top_up(request: HttpRequest, top_up_id: int) -> Any:
+    """Finishes a pending top-up (interrupted, or a balance moved from a replaced card)."""
+    return _top_up(services.retry_top_up(top_up_id, actor=request.user))
+
+
+@router.post("/top-ups/{top_up_id}/refund", response=TopUpOut)
+def refund_top_up(request: HttpRequest, top_up_id: int) -> Any:
+    """Gives back a pending top-up the card never took."""
+    return _top_up(services.refund_pending_top_up(top_up_id, actor=request.user))
+
+
+@router.post("/cards/{card_no}/resumption", response=CardOut)
+def resume(request: HttpRequest, card_no: str) -> Any:
+    return _card(services.resume(card_no, actor=request.user))

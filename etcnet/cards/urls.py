@@ -16,6 +16,17 @@ urlpatterns = [
     path("cards/<str:card_no>/replace/", views.replace, name="replace"),
     path("cards/<str:card_no>/cancel/", views.cancel, name="cancel"),
     path("cards/<str:card_no>/renewal/", views.renew, name="renew"),
+    path("cards/<str:card_no>/resume/", views.resume, name="resume"),
+    path(
+        "cards/<str:card_no>/top-ups/<int:top_up_id>/retry/",
+        views.retry_top_up,
+        name="retry_top_up",
+    ),
+    path(
+        "cards/<str:card_no>/top-ups/<int:top_up_id>/refund/",
+        views.refund_top_up,
+        name="refund_top_up",
+    ),
     path("cards/<str:card_no>/suspension/", views.suspend, name="suspend"),
     path("obus/<str:contract_no>/loss/", views.obu_loss, name="obu_loss"),
     path("obus/<str:contract_no>/replace/", views.replace_obu, name="replace_obu"),

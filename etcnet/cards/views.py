@@ -18,6 +18,7 @@ from etcnet.cards.models import (
     Account,
     Binding,
     TopUpChannel,
+    TopUpStatus,
     UnitKind,
 )
 from etcnet.core.codes import CardType
@@ -145,6 +146,7 @@ def card(request: HttpRequest, card_no: str) -> HttpResponse:
             "binding": selectors.live_binding(found),
             "movements": selectors.purse_movements(found),
             "top_ups": selectors.recent_top_ups(found),
+            "pending": found.top_ups.filter(status=TopUpStatus.PENDING).order_by("created_at"),
             "channels": [
                 (c.value, c.label)
                 for c in (
@@ -189,11 +191,56 @@ def top_up(request: HttpRequest, card_no: str) -> HttpResponse:
     except DomainError as error:
         _fail(request, error)
     else:
-        messages.success(
+        _top_up_message(request, done)
+    return redirect("cards:card", card_no)
+
+
+def _top_up_message(request: HttpRequest, done: Any) -> None:
+    amount = {"amount": f"{done.amount_fen / 100:.2f}"}
+    if done.status == TopUpStatus.LOADED:
+        messages.success(request, _("Top-up of %(amount)s yuan loaded onto the card.") % amount)
+    elif done.status == TopUpStatus.PENDING:
+        messages.warning(
             request,
-            _("Top-up of %(amount)s yuan loaded onto the card.")
-            % {"amount": f"{done.amount_fen / 100:.2f}"},
+            _(
+                "%(amount)s yuan received but not yet on the card: "
+                "retry with the card on the reader."
+            )
+            % amount,
         )
+    else:
+        messages.info(
+            request, _("This top-up was refunded.") if done.status == TopUpStatus.REFUNDED else ""
+        )
+
+
+@role_required(*CLERK)
+@require_POST
+def retry_top_up(request: HttpRequest, card_no: str, top_up_id: int) -> HttpResponse:
+    try:
+        done = services.retry_top_up(top_up_id, actor=request.user)
+    except DomainError as error:
+        _fail(request, error)
+    else:
+        _top_up_message(request, done)
+    return redirect("cards:card", card_no)
+
+
+@role_required(*CLERK)
+@require_POST
+def refund_top_up(request: HttpRequest, card_no: str, top_up_id: int) -> HttpResponse:
+    _act(
+        request,
+        lambda: services.refund_pending_top_up(top_up_id, actor=request.user),
+        _("The money of the unfinished top-up was refunded."),
+    )
+    return redirect("cards:card", card_no)
+
+
+@role_required(*CLERK, Role.CENTER_OPERATOR)
+@require_POST
+def resume(request: HttpRequest, card_no: str) -> HttpResponse:
+    _act(request, lambda: services.resume(card_no, actor=request.user), _("Suspension lifted."))
     return redirect("cards:card", card_no)
 
 
@@ -243,7 +290,10 @@ def replace(request: HttpRequest, card_no: str) -> HttpResponse:
 def cancel(request: HttpRequest, card_no: str) -> HttpResponse:
     try:
         services.cancel(
-            card_no, obu_returned=request.POST.get("obu_returned") == "on", actor=request.user
+            card_no,
+            obu_returned=request.POST.get("obu_returned") == "on",
+            card_returned=request.POST.get("card_returned") == "on",
+            actor=request.user,
         )
     except DomainError as error:
         _fail(request, error)

@@ -129,3 +129,34 @@ def test_renew_suspend_obu_and_bank_forms(clerk, stock, approved):
     )
     assert "已挂起" in suspended.content.decode()
     assert CardUnit.objects.get(card_no=CARD_NOS[0]).state == UnitState.SUSPENDED
+
+
+def test_an_interrupted_top_up_is_finished_from_the_card_page(clerk, stock, approved, monkeypatch):
+    from etcnet.cards import devices, services
+    from etcnet.cards.models import TopUp
+    from etcnet.cards.tests.test_services import PulledOut
+
+    binding = services.issue(
+        approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=clerk
+    )
+    services.activate(binding.pk, photo=photo("i"), actor=clerk)
+    client = browser(clerk)
+    real_open = devices.open_unit
+    monkeypatch.setattr(devices, "open_unit", lambda unit: PulledOut(real_open(unit)))
+
+    failed = client.post(
+        f"/cards/cards/{CARD_NOS[0]}/top-up/",
+        {"amount": "50.00", "channel": "cash", "idempotency_key": "pg-1"},
+        follow=True,
+    ).content.decode()
+    assert "款项已入账，但卡片未完成圈存" in failed
+    assert 'data-testid="pending-top-ups"' in failed
+    monkeypatch.setattr(devices, "open_unit", real_open)
+
+    top = TopUp.objects.get()
+    done = client.post(
+        f"/cards/cards/{CARD_NOS[0]}/top-ups/{top.pk}/retry/", follow=True
+    ).content.decode()
+    assert "已圈存 50.00 元。" in done
+    assert "¥ 50.00" in done
+    assert 'data-testid="pending-top-ups"' not in done
