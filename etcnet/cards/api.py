@@ -9,8 +9,9 @@ from ninja.files import UploadedFile
 
 from etcnet.cards import selectors, services
 from etcnet.cards.models import CardUnit, UnitKind
-from etcnet.core.errors import Forbidden
+from etcnet.core.errors import FieldIssue, Forbidden, InvalidInput
 from etcnet.core.roles import Role, has_role
+from etcnet.core.validators import gettext_noop
 from etcnet.lists.models import ListEvent
 
 router = Router()
@@ -110,6 +111,18 @@ class ListEventOut(Schema):
     published_at: Any
 
 
+def _kind(value: str) -> UnitKind:
+    if value not in UnitKind.values:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "kind", "invalid_choice", gettext_noop("Choose one of the listed values.")
+                )
+            ]
+        )
+    return UnitKind(value)
+
+
 def _binding(binding: Any) -> dict[str, Any]:
     return {
         "id": binding.pk,
@@ -143,7 +156,7 @@ def receive_batch(request: HttpRequest, payload: BatchIn) -> Any:
     from etcnet.smartcard.crypto import Alg
 
     batch = services.receive_batch(
-        kind=UnitKind(payload.kind) if payload.kind in UnitKind.values else UnitKind.CARD,
+        kind=_kind(payload.kind),
         reference=payload.reference,
         serials=payload.serials,
         emulated=payload.emulated,
@@ -164,7 +177,7 @@ def receive_batch(request: HttpRequest, payload: BatchIn) -> Any:
 @router.post("/moves", response={200: dict})
 def move(request: HttpRequest, payload: MoveIn) -> Any:
     moved = services.move_units(
-        kind=UnitKind(payload.kind) if payload.kind in UnitKind.values else UnitKind.CARD,
+        kind=_kind(payload.kind),
         serials=payload.serials,
         to_outlet=payload.to_outlet,
         actor=request.user,
@@ -251,9 +264,7 @@ def cancel(request: HttpRequest, card_no: str, payload: CancelIn) -> Any:
 
 @router.post("/units/{kind}/{serial}/recycling", response=dict)
 def recycle(request: HttpRequest, kind: str, serial: str) -> Any:
-    unit = services.recycle(
-        UnitKind(kind) if kind in UnitKind.values else UnitKind.CARD, serial, actor=request.user
-    )
+    unit = services.recycle(_kind(kind), serial, actor=request.user)
     return {"serial": serial, "state": unit.state}
 
 

@@ -54,8 +54,10 @@ def stock_obus(outlet: Outlet, limit: int = 200) -> QuerySet[ObuUnit]:
 
 
 def find_card(card_no: str, *, viewer: Any) -> CardUnit:
-    """A card the viewer may see: operators and auditors any, clerks those of
-    their outlet's customers or stock."""
+    """A card the viewer may see. Any outlet serves a customer's card (top-up,
+    loss, replacement, cancellation, as a customer may walk into any outlet of
+    the issuer), so a clerk sees every card once assigned to an outlet; stock
+    operations stay bound to the clerk's own outlet."""
     qs = CardUnit.objects.select_related("account__customer", "location")
     if not has_role(viewer, Role.CENTER_OPERATOR, Role.AUDITOR):
         outlet = outlet_of(viewer)

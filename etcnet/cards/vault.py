@@ -58,22 +58,27 @@ def _parse(text: str, source: str) -> MasterKeys:
     try:
         raw = json.loads(text)
         issuer = bytes.fromhex(raw["issuer_id"])
+        version = int(raw.get("key_version", 1))
         keys: dict[Alg, dict[str, bytes]] = {}
-        for alg_name, table in raw["keys"].items():
-            alg = Alg(alg_name)
+        for alg in Alg:  # both algorithms: a card of either may come to the counter
+            table = raw["keys"][alg.value]
             keys[alg] = {name: bytes.fromhex(table[name]) for name in KEY_NAMES}
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         # The message names the problem, never a key value.
         raise VaultNotConfigured(
             gettext_noop("The key configuration in {source} is not valid: {problem}."),
             params={"source": source, "problem": type(error).__name__},
         ) from None
-    if len(issuer) != 8 or any(len(k) != 16 for t in keys.values() for k in t.values()):
+    if (
+        len(issuer) != 8
+        or not 1 <= version <= 255
+        or any(len(k) != 16 for t in keys.values() for k in t.values())
+    ):
         raise VaultNotConfigured(
             gettext_noop("The key configuration in {source} is not valid: {problem}."),
-            params={"source": source, "problem": "issuer id 8 bytes, keys 16 bytes"},
+            params={"source": source, "problem": "issuer id 8 bytes, version 1-255, keys 16 bytes"},
         )
-    return MasterKeys(issuer, int(raw.get("key_version", 1)), keys)
+    return MasterKeys(issuer, version, keys)
 
 
 @cache

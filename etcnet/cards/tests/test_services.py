@@ -610,26 +610,37 @@ def test_a_purchase_with_a_provisioned_psam_is_verified_by_the_center(
     )
 
 
-def test_ledger_stays_balanced_through_a_randomized_run(clerk, stock):
+def test_ledger_and_cards_agree_through_a_randomized_run_with_faults(clerk, stock, monkeypatch):
     import random
 
+    from django.core.management import call_command
+
     rng = random.Random(20261121)
-    plates = ["陕A10001", "陕A10002", "陕A10003", "陕A10004"]
+    real_open = devices.open_unit
     spare = list(CARD_NOS[4:])
     live: list[str] = []
-    for n, plate in enumerate(plates):
+    for n, plate in enumerate(["陕A10001", "陕A10002", "陕A10003", "陕A10004"]):
         application = second_car(clerk, plate=plate, serial=f"60000{n}")
         binding = services.issue(
             application.pk, card_no=CARD_NOS[n], contract_no=OBU_NOS[n], card_type=22, actor=clerk
         )
         services.activate(binding.pk, photo=photo("obu"), actor=clerk)
         live.append(CARD_NOS[n])
-    for step in range(30):
+
+    def cards_agree() -> None:
+        for card in CardUnit.objects.filter(card_no__in=live):
+            assert devices.read_card(card).balance == card.shadow_balance_fen, card.card_no
+
+    interrupted = 0
+    for step in range(40):
         card_no = rng.choice(live)
-        action = rng.choice(["top_up", "top_up", "top_up", "loss", "replace", "cancel"])
-        state_now = CardUnit.objects.get(card_no=card_no).state
+        action = rng.choice(["top_up", "top_up", "pulled", "retry", "loss", "replace", "cancel"])
         try:
-            if action == "top_up":
+            if action in ("top_up", "pulled"):
+                if action == "pulled":
+                    monkeypatch.setattr(
+                        devices, "open_unit", lambda unit: PulledOut(real_open(unit))
+                    )
                 services.top_up(
                     card_no,
                     amount_fen=rng.randint(1, 50_000),
@@ -637,6 +648,9 @@ def test_ledger_stays_balanced_through_a_randomized_run(clerk, stock):
                     idempotency_key=f"r{step}",
                     actor=clerk,
                 )
+            elif action == "retry":
+                for top in TopUp.objects.filter(status=TopUpStatus.PENDING):
+                    services.retry_top_up(top.pk, actor=clerk)
             elif action == "loss":
                 services.report_loss(card_no, actor=clerk)
             elif action == "replace" and spare:
@@ -647,17 +661,21 @@ def test_ledger_stays_balanced_through_a_randomized_run(clerk, stock):
             elif action == "cancel" and len(live) > 1:
                 services.cancel(card_no, obu_returned=True, actor=clerk)
                 live.remove(card_no)
-        except WrongState:
-            assert state_now not in (UnitState.ISSUED, UnitState.ACTIVE)
+        except LoadInterrupted:
+            interrupted += 1
+        except (WrongState, TopUpPending):
+            pass  # refused: nothing may have moved, as the checks below prove
+        finally:
+            monkeypatch.setattr(devices, "open_unit", real_open)
         assert ledger.check() == [], f"after step {step} ({action} on {card_no})"
+        cards_agree()
+    # The run did real work: money loaded, loads interrupted and finished later.
+    assert TopUp.objects.filter(status=TopUpStatus.LOADED).count() >= 5
+    assert interrupted >= 2
+    assert TopUp.objects.filter(status=TopUpStatus.LOADED, tac__gt="").count() >= 5
     services.settle_due(now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
     assert ledger.check() == []
-    from django.core.management import call_command
-
     call_command("ledger", "check")
-
-
-# --- the money path under faults (review findings) ---------------------------------
 
 
 def _pending_top_up(clerk, card_no, amount, key, monkeypatch):
@@ -899,3 +917,23 @@ def test_withdrawing_a_loss_keeps_a_suspension_and_resume_lifts_it(clerk, stock,
     services.resume(card_no, actor=clerk)
     assert CardUnit.objects.get(card_no=card_no).state == UnitState.ACTIVE
     assert services.listed_types(Medium.CARD, card_no) == set()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"issuer_id": "C9C2CEF761010001", "keys": {"3des": {}}}', "KeyError"),
+        ("not json", "JSONDecodeError"),
+    ],
+)
+def test_a_broken_key_file_is_a_clear_vault_error(settings, tmp_path, content, problem):
+    broken = tmp_path / "broken.json"
+    broken.write_text(content)
+    settings.ETCNET_KEYS_FILE = str(broken)
+    vault.reset_cache()
+    from etcnet.cards.vault import VaultNotConfigured
+
+    with pytest.raises(VaultNotConfigured) as caught:
+        vault.master()
+    assert caught.value.params == {"source": str(broken), "problem": problem}
+    assert caught.value.status == 503

@@ -212,3 +212,14 @@ def test_wrong_lengths_are_refused_with_the_name(call: object, message: str) -> 
 def test_when_must_be_a_datetime() -> None:
     with pytest.raises(TypeError, match="datetime"):
         crypto.purchase_mac1(Alg.TDES, bytes(8), 1, 9, TERMINAL, datetime.date(2020, 1, 1))  # type: ignore[arg-type]
+
+
+def test_sm4_vector_through_etcnets_own_cipher_path() -> None:
+    # The block function every SM4 key derivation, session key and MAC goes through.
+    from etcnet.smartcard.crypto import _ecb, diversify
+
+    key = h("0123456789ABCDEFFEDCBA9876543210")
+    assert _ecb(Alg.SM4, key, key).hex().upper() == "681EDF34D206965E86B3E94F536E4246"
+    factor = h("0123456789ABCDEF")
+    inverted = bytes(b ^ 0xFF for b in factor)
+    assert diversify(Alg.SM4, key, factor) == _ecb(Alg.SM4, key, factor + inverted)
