@@ -823,11 +823,28 @@ def refund_pending_top_up(top_up_id: int, *, actor: Any) -> TopUp:
 # --- lifecycle ----------------------------------------------------------------------
 
 
+def _check_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if len(reason) > 200:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "reason",
+                    "too_long",
+                    gettext_noop("Use at most {max} characters."),
+                    {"max": 200},
+                )
+            ]
+        )
+    return reason
+
+
 def report_loss(card_no: str, *, reason: str = "", actor: Any) -> CardUnit:
     """挂失: effective at once — the card enters the status list (type 1).
 
     Allowed for an issued or active card. Audits `cards.card_reported_lost`."""
     _require(actor, Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR)
+    reason = _check_reason(reason)
     with transaction.atomic(durable=True):
         card = _lock_card(card_no)
         if card.state not in (UnitState.ISSUED, UnitState.ACTIVE, UnitState.SUSPENDED):
@@ -931,6 +948,7 @@ def cancel_loss_report(card_no: str, *, actor: Any) -> CardUnit:
 def report_obu_loss(contract_no: str, *, reason: str = "", actor: Any) -> ObuUnit:
     """OBU挂失: the OBU enters the status list at once."""
     _require(actor, Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR)
+    reason = _check_reason(reason)
     with transaction.atomic(durable=True):
         obu = _lock_obu(contract_no)
         if obu.state not in (UnitState.ISSUED, UnitState.ACTIVE, UnitState.SUSPENDED):
@@ -954,7 +972,8 @@ def report_obu_loss(contract_no: str, *, reason: str = "", actor: Any) -> ObuUni
 def suspend(card_no: str, *, reason: str, actor: Any) -> CardUnit:
     """挂起 (without the card): the card enters the list as type 2."""
     _require(actor, Role.CENTER_OPERATOR, Role.ISSUANCE_CLERK)
-    if not reason.strip():
+    reason = _check_reason(reason)
+    if not reason:
         raise InvalidInput(
             issues=[FieldIssue("reason", "required", gettext_noop("This field is required."))]
         )

@@ -937,3 +937,11 @@ def test_a_broken_key_file_is_a_clear_vault_error(settings, tmp_path, content, p
         vault.master()
     assert caught.value.params == {"source": str(broken), "problem": problem}
     assert caught.value.status == 503
+
+
+def test_an_overlong_reason_is_refused_before_anything_changes(clerk, stock, approved):
+    binding = active(clerk, approved)
+    before = state()
+    with pytest.raises(InvalidInput):
+        services.report_loss(binding.card.card_no, reason="很" * 201, actor=clerk)
+    assert state() == before
