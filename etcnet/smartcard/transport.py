@@ -8,6 +8,9 @@ pyscard (the optional ``pcsc`` extra, imported only when a reader is opened).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from etcnet.smartcard.apdu import ApduError, Command
@@ -39,14 +42,49 @@ class TransportError(OSError):
 
 class EmulatorTransport:
     """A transport to a software device; a malformed APDU raises ``ApduError`` here,
-    before the device sees it (a real reader driver would refuse it too)."""
+    before the device sees it (a real reader driver would refuse it too).
+
+    Two transports may hold the same state file (the counter and a terminal, two
+    processes): each APDU runs under an exclusive lock on the file, and when
+    another holder changed the file since this one last saw it, the device is
+    loaded again first — its open session (a challenge, a load or purchase
+    begun) is gone, exactly as on a real card another reader talked to."""
 
     def __init__(self, device: Device) -> None:
         self.device = device
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.device.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
 
     def transmit(self, apdu: bytes) -> bytes:
         Command.parse(apdu)
-        return self.device.transmit(bytes(apdu))
+        with _locked(self.device.path):
+            if self._stamp() != self._seen:
+                self.device = load_device(self.device.path)
+            response = self.device.transmit(bytes(apdu))
+            self._seen = self._stamp()
+        return response
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock beside the state file (POSIX; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_emulated(path: str | os.PathLike[str]) -> EmulatorTransport:
