@@ -44,6 +44,11 @@ def purse_code(card_no: str) -> str:
     return f"purse:{card_no}"
 
 
+def receivable_code(account_number: str) -> str:
+    """What a debit account (记账卡) owes for its tolls until its bank settles."""
+    return f"receivable:{account_number}"
+
+
 _KINDS = {
     LOADS_PENDING: LedgerKind.LIABILITY,
     SETTLEMENTS_HELD: LedgerKind.LIABILITY,
@@ -60,7 +65,7 @@ class UnbalancedEntry(ValueError):
 
 def account(code: str) -> LedgerAccount:
     """The ledger account for a code, created on first use."""
-    if code.startswith("cash:"):
+    if code.startswith(("cash:", "receivable:")):
         kind = LedgerKind.ASSET
     elif code.startswith("purse:"):
         kind = LedgerKind.LIABILITY

@@ -51,6 +51,7 @@ from etcnet.cards.models import (
     BindingStatus,
     CardUnit,
     EntryKind,
+    JournalEntry,
     ObuUnit,
     SettlementKind,
     SettlementStatus,
@@ -668,6 +669,22 @@ def _load_in_log(card: CardUnit, top: TopUp) -> dict[str, Any] | None:
     return None
 
 
+def _refuse_in_dispute_period(card: CardUnit) -> None:
+    """A card still waiting for a replaced card's balance may not be replaced or
+    cancelled before the fund-dispute period ends: the balance would have no card
+    to go to."""
+    waiting = BalanceSettlement.objects.filter(
+        to_card=card, status=SettlementStatus.WAITING
+    ).first()
+    if waiting is not None:
+        raise DisputePeriod(
+            params={
+                "card": waiting.from_card.card_no,
+                "date": timezone.localtime(waiting.due_at).date().isoformat(),
+            }
+        )
+
+
 def _refuse_if_pending(card: CardUnit) -> None:
     pending = TopUp.objects.filter(card=card, status=TopUpStatus.PENDING).first()
     if pending is not None:
@@ -1013,6 +1030,7 @@ def replace_card(
         if old.state not in BOUND_STATES:
             raise _wrong_state(old)
         _refuse_if_pending(old)
+        _refuse_in_dispute_period(old)
         if new.state != UnitState.IN_STOCK or new.location_id != outlet.pk:
             raise NotInStock(params={"unit": str(new), "outlet": outlet.code})
         binding = Binding.objects.select_for_update().get(
@@ -1118,6 +1136,7 @@ def cancel(card_no: str, *, obu_returned: bool, actor: Any, card_returned: bool 
         if card.state not in BOUND_STATES:
             raise _wrong_state(card)
         _refuse_if_pending(card)
+        _refuse_in_dispute_period(card)
         before = card.state
         binding = (
             Binding.objects.select_for_update()
@@ -1403,3 +1422,79 @@ def link_bank_account(
             after={"bank_name": account.bank_name, "bank_account_no": account.bank_account_no},
         )
     return account
+
+
+# --- uploaded purchases -------------------------------------------------------------
+
+
+def record_purchase(
+    card_no: str,
+    *,
+    amount_fen: int,
+    trans_type: int,
+    terminal_no: str,
+    terminal_seq: int,
+    when: dt.datetime,
+    tac: str,
+    actor: Any,
+) -> JournalEntry | None:
+    """A purchase a terminal uploaded: the card's TAC is verified by the vault
+    first (no TAC, no debit — a card pulled out before 8054 left none); then a
+    stored-value card's purse pays the toll (`purse → tolls payable`), a debit
+    card's account owes it (`receivable → tolls payable`, settled by the bank).
+    Idempotent by (terminal, terminal sequence): an upload repeated returns the
+    first entry. Audits `cards.purchase_recorded`."""
+    key = f"purchase:{terminal_no}:{terminal_seq}"
+    existing = JournalEntry.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing
+    try:
+        tac_bytes = bytes.fromhex(tac)
+        terminal = bytes.fromhex(terminal_no)
+    except ValueError:
+        tac_bytes, terminal = b"", b""
+    if len(tac_bytes) != 4 or len(terminal) != 6 or not 0 <= amount_fen <= 0xFFFFFFFF:
+        raise InvalidInput(
+            issues=[FieldIssue("tac", "invalid", gettext_noop("This value is not valid."))]
+        )
+    with transaction.atomic(durable=True):
+        card = _lock_card(card_no)
+        if card.card_type is None:
+            raise _wrong_state(card)
+        if not vault.verify_purchase_tac(
+            Alg(card.alg),
+            card.internal_no,
+            amount=amount_fen,
+            trans_type=trans_type,
+            terminal_no=terminal,
+            terminal_seq=terminal_seq.to_bytes(4, "big"),
+            when=when,
+            tac=tac_bytes,
+        ):
+            raise MacRejected(params={"what": "TAC"})
+        if card.is_stored_value:
+            payer = ledger.purse_account(card)
+        else:
+            payer = ledger.account(
+                ledger.receivable_code(card.account.number if card.account else card.card_no)
+            )
+        entry: JournalEntry | None = None
+        if amount_fen > 0:
+            entry = ledger.post(
+                EntryKind.PURCHASE,
+                ledger.lines(
+                    (payer, amount_fen), (ledger.account(ledger.TOLLS_PAYABLE), -amount_fen)
+                ),
+                actor=actor,
+                memo=f"{card.card_no} {terminal_no}:{terminal_seq}",
+                idempotency_key=key,
+            )
+        # A debit card's zero-amount composite purchase only proves the passage;
+        # clearing posts its toll from the exit record.
+        audit.record(
+            actor=actor,
+            action="cards.purchase_recorded",
+            subject=card,
+            after={"amount_fen": amount_fen, "terminal": terminal_no, "seq": terminal_seq},
+        )
+    return entry

@@ -945,3 +945,59 @@ def test_an_overlong_reason_is_refused_before_anything_changes(clerk, stock, app
     with pytest.raises(InvalidInput):
         services.report_loss(binding.card.card_no, reason="很" * 201, actor=clerk)
     assert state() == before
+
+
+def test_an_uploaded_purchase_debits_the_purse_once_and_only_with_its_tac(
+    clerk, stock, approved, tmp_path
+):
+    from etcnet.smartcard.transport import open_emulated
+
+    binding = active(clerk, approved)
+    card_no = binding.card.card_no
+    services.top_up(card_no, amount_fen=5_000, channel="cash", idempotency_key="u", actor=clerk)
+    psam = tmp_path / "psam.json"
+    devices.provision_psam(psam, terminal_no="610100000099")
+    when = dt.datetime(2026, 11, 21, 12, 0, 0)
+    result = ops.purchase(
+        devices.open_unit(binding.card), open_emulated(psam), amount=1_234, when=when
+    )
+    upload = {
+        "amount_fen": 1_234,
+        "trans_type": result.trans_type,
+        "terminal_no": "610100000099",
+        "terminal_seq": int.from_bytes(result.terminal_seq, "big"),
+        "when": result.when,
+        "tac": result.tac.hex().upper(),
+    }
+    forged = {**upload, "tac": "00000000"}
+    before = state()
+    with pytest.raises(MacRejected):
+        services.record_purchase(card_no, **forged, actor=clerk)
+    assert state() == before
+
+    first = services.record_purchase(card_no, **upload, actor=clerk)
+    again = services.record_purchase(card_no, **upload, actor=clerk)
+
+    assert first.pk == again.pk
+    card = CardUnit.objects.get(pk=binding.card_id)
+    assert card.shadow_balance_fen == 3_766
+    assert devices.read_card(card).balance == 3_766
+    assert ledger.balance(ledger.TOLLS_PAYABLE) == -1_234
+    assert ledger.check() == []
+
+
+def test_replacing_a_card_still_waiting_for_a_balance_is_refused(clerk, stock, approved):
+    binding = active(clerk, approved)
+    services.top_up(
+        binding.card.card_no, amount_fen=1_000, channel="cash", idempotency_key="w", actor=clerk
+    )
+    new = services.replace_card(binding.card.card_no, new_card_no=CARD_NOS[1], actor=clerk).card
+    before = state()
+
+    with pytest.raises(DisputePeriod) as caught:
+        services.replace_card(new.card_no, new_card_no=CARD_NOS[2], actor=clerk)
+    with pytest.raises(DisputePeriod):
+        services.cancel(new.card_no, obu_returned=True, actor=clerk)
+
+    assert binding.card.card_no in caught.value.message
+    assert state() == before
