@@ -90,6 +90,17 @@ def purse_movements(card: CardUnit, limit: int = 20) -> QuerySet[Posting]:
     )
 
 
+def account_movements(account: Account, limit: int = 30) -> QuerySet[Posting]:
+    """The latest postings on the account's purses and its debit receivable."""
+    return (
+        Posting.objects.filter(
+            Q(account__card__account=account) | Q(account__code=f"receivable:{account.number}")
+        )
+        .select_related("entry", "account__card")
+        .order_by("-entry__created_at", "-pk")[:limit]
+    )
+
+
 def recent_top_ups(card: CardUnit, limit: int = 10) -> QuerySet[TopUp]:
     return card.top_ups.order_by("-created_at")[:limit]
 

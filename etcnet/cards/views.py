@@ -317,6 +317,7 @@ def account(request: HttpRequest, number: str) -> HttpResponse:
             "account": found,
             "cards": cards,
             "total_fen": sum(c.shadow_balance_fen for c in cards),
+            "movements": selectors.account_movements(found),
         },
     )
 

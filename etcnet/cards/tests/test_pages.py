@@ -160,3 +160,22 @@ def test_an_interrupted_top_up_is_finished_from_the_card_page(clerk, stock, appr
     assert "已圈存 50.00 元。" in done
     assert "¥ 50.00" in done
     assert 'data-testid="pending-top-ups"' not in done
+
+
+def test_account_page_shows_cards_balance_and_recent_movements(clerk, stock, approved):
+    from etcnet.cards import services
+
+    binding = services.issue(
+        approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=clerk
+    )
+    services.activate(binding.pk, photo=photo("i"), actor=clerk)
+    services.top_up(
+        CARD_NOS[0], amount_fen=12_300, channel="cash", idempotency_key="acc", actor=clerk
+    )
+
+    page = browser(clerk).get(f"/cards/accounts/{binding.card.account.number}/").content.decode()
+
+    assert "储值余额 ¥ 123.00" in page
+    assert 'data-testid="account-movements"' in page
+    assert "圈存入卡" in page
+    assert "+123.00" in page
