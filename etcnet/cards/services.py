@@ -856,6 +856,31 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
+def _list_event(
+    unit: CardUnit | ObuUnit, list_type: ListType, status: ListStatus, *, reason: str, actor: Any
+) -> None:
+    """The unit enters (status 1) or leaves (status 2) the status list for one type."""
+    record_event(
+        medium=Medium.CARD if isinstance(unit, CardUnit) else Medium.OBU,
+        medium_id=unit.card_no if isinstance(unit, CardUnit) else unit.contract_no,
+        list_type=list_type,
+        status=status,
+        reason=reason,
+        actor=actor,
+        issuer_id=_issuer_id(),
+    )
+
+
+def _mark_lost(unit: CardUnit | ObuUnit, *, reason: str, action: str, actor: Any) -> None:
+    if unit.state not in (UnitState.ISSUED, UnitState.ACTIVE, UnitState.SUSPENDED):
+        raise _wrong_state(unit)
+    before = unit.state
+    unit.state = UnitState.LOST
+    unit.save(update_fields=["state", "updated_at"])
+    _list_event(unit, ListType.LOST, ListStatus.IN, reason=reason or "loss reported", actor=actor)
+    _unit_event(actor, unit, action, before, reason=reason)
+
+
 def report_loss(card_no: str, *, reason: str = "", actor: Any) -> CardUnit:
     """挂失: effective at once — the card enters the status list (type 1).
 
@@ -864,21 +889,7 @@ def report_loss(card_no: str, *, reason: str = "", actor: Any) -> CardUnit:
     reason = _check_reason(reason)
     with transaction.atomic(durable=True):
         card = _lock_card(card_no)
-        if card.state not in (UnitState.ISSUED, UnitState.ACTIVE, UnitState.SUSPENDED):
-            raise _wrong_state(card)
-        before = card.state
-        card.state = UnitState.LOST
-        card.save(update_fields=["state", "updated_at"])
-        record_event(
-            medium=Medium.CARD,
-            medium_id=card.card_no,
-            list_type=ListType.LOST,
-            status=ListStatus.IN,
-            reason=reason or "loss reported",
-            actor=actor,
-            issuer_id=_issuer_id(),
-        )
-        _unit_event(actor, card, "cards.card_reported_lost", before, reason=reason)
+        _mark_lost(card, reason=reason, action="cards.card_reported_lost", actor=actor)
     return card
 
 
@@ -924,14 +935,8 @@ def resume(card_no: str, *, actor: Any) -> CardUnit:
             raise _wrong_state(card)
         card.state = _in_use_state(card)
         card.save(update_fields=["state", "updated_at"])
-        record_event(
-            medium=Medium.CARD,
-            medium_id=card.card_no,
-            list_type=ListType.SUSPENDED,
-            status=ListStatus.OUT,
-            reason="suspension lifted",
-            actor=actor,
-            issuer_id=_issuer_id(),
+        _list_event(
+            card, ListType.SUSPENDED, ListStatus.OUT, reason="suspension lifted", actor=actor
         )
         _unit_event(actor, card, "cards.card_resumed", UnitState.SUSPENDED)
     return card
@@ -949,14 +954,8 @@ def cancel_loss_report(card_no: str, *, actor: Any) -> CardUnit:
         else:
             card.state = _in_use_state(card)
         card.save(update_fields=["state", "updated_at"])
-        record_event(
-            medium=Medium.CARD,
-            medium_id=card.card_no,
-            list_type=ListType.LOST,
-            status=ListStatus.OUT,
-            reason="loss report withdrawn",
-            actor=actor,
-            issuer_id=_issuer_id(),
+        _list_event(
+            card, ListType.LOST, ListStatus.OUT, reason="loss report withdrawn", actor=actor
         )
         _unit_event(actor, card, "cards.card_loss_withdrawn", UnitState.LOST)
     return card
@@ -968,21 +967,7 @@ def report_obu_loss(contract_no: str, *, reason: str = "", actor: Any) -> ObuUni
     reason = _check_reason(reason)
     with transaction.atomic(durable=True):
         obu = _lock_obu(contract_no)
-        if obu.state not in (UnitState.ISSUED, UnitState.ACTIVE, UnitState.SUSPENDED):
-            raise _wrong_state(obu)
-        before = obu.state
-        obu.state = UnitState.LOST
-        obu.save(update_fields=["state", "updated_at"])
-        record_event(
-            medium=Medium.OBU,
-            medium_id=obu.contract_no,
-            list_type=ListType.LOST,
-            status=ListStatus.IN,
-            reason=reason or "OBU loss reported",
-            actor=actor,
-            issuer_id=_issuer_id(),
-        )
-        _unit_event(actor, obu, "cards.obu_reported_lost", before, reason=reason)
+        _mark_lost(obu, reason=reason, action="cards.obu_reported_lost", actor=actor)
     return obu
 
 
@@ -1001,15 +986,7 @@ def suspend(card_no: str, *, reason: str, actor: Any) -> CardUnit:
         before = card.state
         card.state = UnitState.SUSPENDED
         card.save(update_fields=["state", "updated_at"])
-        record_event(
-            medium=Medium.CARD,
-            medium_id=card.card_no,
-            list_type=ListType.SUSPENDED,
-            status=ListStatus.IN,
-            reason=reason,
-            actor=actor,
-            issuer_id=_issuer_id(),
-        )
+        _list_event(card, ListType.SUSPENDED, ListStatus.IN, reason=reason, actor=actor)
         _unit_event(actor, card, "cards.card_suspended", before, reason=reason)
     return card
 
@@ -1086,14 +1063,8 @@ def _cancel_card(card: CardUnit, actor: Any, *, reason: str, on_list: bool) -> N
     card.save(update_fields=["state", "updated_at"])
     if on_list:
         # The card may still be out there: it stays refused at the lanes.
-        record_event(
-            medium=Medium.CARD,
-            medium_id=card.card_no,
-            list_type=ListType.CANCELLED_WITHOUT_CARD,
-            status=ListStatus.IN,
-            reason=reason,
-            actor=actor,
-            issuer_id=_issuer_id(),
+        _list_event(
+            card, ListType.CANCELLED_WITHOUT_CARD, ListStatus.IN, reason=reason, actor=actor
         )
 
 
@@ -1163,14 +1134,12 @@ def cancel(card_no: str, *, obu_returned: bool, actor: Any, card_returned: bool 
             obu.state = UnitState.CANCELLED
             obu.save(update_fields=["state", "updated_at"])
             if not obu_returned:
-                record_event(
-                    medium=Medium.OBU,
-                    medium_id=obu.contract_no,
-                    list_type=ListType.CANCELLED_WITHOUT_CARD,
-                    status=ListStatus.IN,
+                _list_event(
+                    obu,
+                    ListType.CANCELLED_WITHOUT_CARD,
+                    ListStatus.IN,
                     reason="cancelled, OBU not returned",
                     actor=actor,
-                    issuer_id=_issuer_id(),
                 )
             _unit_event(actor, obu, "cards.obu_cancelled", obu_before, returned=obu_returned)
             vehicle = Vehicle.objects.select_for_update().get(pk=binding.vehicle_id)
@@ -1351,14 +1320,12 @@ def replace_obu(contract_no: str, *, new_contract_no: str, actor: Any) -> Bindin
         old.state = UnitState.CANCELLED
         old.save(update_fields=["state", "updated_at"])
         if old_before != UnitState.LOST:
-            record_event(
-                medium=Medium.OBU,
-                medium_id=old.contract_no,
-                list_type=ListType.CANCELLED_WITHOUT_CARD,
-                status=ListStatus.IN,
+            _list_event(
+                old,
+                ListType.CANCELLED_WITHOUT_CARD,
+                ListStatus.IN,
                 reason="OBU replaced",
                 actor=actor,
-                issuer_id=_issuer_id(),
             )
         new.state = UnitState.ISSUED
         new.save(update_fields=["state", "updated_at"])
