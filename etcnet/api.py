@@ -21,6 +21,7 @@ from etcnet.core.errors import DomainError
 from etcnet.core.roles import roles_of
 from etcnet.core.validators import gettext_noop
 from etcnet.issuance.api import router as issuance_router
+from etcnet.network.api import router as network_router
 
 api = NinjaAPI(
     title="etcnet center API",
@@ -153,3 +154,4 @@ def api_logout(request: HttpRequest) -> Status[None]:
 
 api.add_router("/issuance", issuance_router, tags=["issuance"])
 api.add_router("/cards", cards_router, tags=["cards"])
+api.add_router("/network", network_router, tags=["network"])

@@ -5,6 +5,9 @@
     etcnet crypto derive|purchase ...              PBOC / SM4 key and MAC computations
     etcnet card show FILE                          decode an emulated card, OBU or PSAM
     etcnet ledger check                            prove the ledger's invariants
+    etcnet fee --network DIR --exit NODE --class N compute a toll on a bundle (no database)
+    etcnet fee table --network DIR --out FILE.csv  the minimum-fee table of a bundle
+    etcnet network import|export DIR               a network bundle in or out of the database
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
     etcnet manage COMMAND ...                      any Django management command
@@ -98,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from etcnet.smartcard.cli import card_main
 
         return card_main(rest, sys.stdout)
+    if command == "fee":
+        from etcnet.network.cli import fee_main
+
+        return fee_main(rest, sys.stdout)
     if command == "center":
         return _center(rest)
     if command == "manage":

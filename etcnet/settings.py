@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "etcnet.issuance",
     "etcnet.cards",
     "etcnet.lists",
+    "etcnet.network",
 ]
 
 MIDDLEWARE = [

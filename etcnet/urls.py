@@ -13,6 +13,7 @@ urlpatterns = [
     path("i18n/setlang/", set_language, name="set_language"),
     path("issuance/", include("etcnet.issuance.urls")),
     path("cards/", include("etcnet.cards.urls")),
+    path("network/", include("etcnet.network.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -74,3 +74,9 @@ def get(mapping: dict[str, Any] | None, key: str) -> Any:
 @register.filter
 def neg(value: int | None) -> int:
     return -(value or 0)
+
+
+@register.filter
+def km(metres: int | None) -> str:
+    """Metres shown as kilometres with one decimal."""
+    return "" if metres is None else f"{metres / 1000:.1f}"

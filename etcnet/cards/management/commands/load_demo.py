@@ -9,6 +9,7 @@ The demo generates its own issuer master keys (`ETCNET_KEYS_FILE`, by default
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from etcnet.core.roles import Role
 from etcnet.core.sms import MemorySmsSender
 from etcnet.issuance import samples, services
 from etcnet.issuance.models import Application, Outlet, OutletMembership
+from etcnet.network.models import TariffVersion
 
 DEMO_PASSWORD = "etcnet-demo"
 USERS = [
@@ -80,6 +82,8 @@ class Command(BaseCommand):
             vault.generate_key_file(Path(settings.ETCNET_KEYS_FILE))
             vault.reset_cache()
             self.stdout.write(f"Generated demo issuer keys in {settings.ETCNET_KEYS_FILE}")
+        if not TariffVersion.objects.exists():
+            self._network()
         if not Application.objects.exists():
             with override_settings(ETCNET_SMS_SENDER="etcnet.core.sms.MemorySmsSender"):
                 approved = self._applications(users["clerk"])
@@ -92,6 +96,24 @@ class Command(BaseCommand):
         for username, full_name, role in USERS:
             self.stdout.write(f"  {username:<10} {full_name}  {role.label}")
         self.stdout.write("SMS codes are written to this console (the log SMS sender).")
+
+    def _network(self) -> None:
+        from django.utils import timezone
+
+        from etcnet.network import services as network
+
+        effective = timezone.make_aware(dt.datetime(2026, 1, 1))
+        record = network.import_bundle(
+            DEMO_BUNDLE, effective_at=effective, source_name="demo_bundle (天津, illustrative)"
+        )
+        if record.version is None:
+            raise RuntimeError(f"the demo bundle was refused: {record.problems[:3]}")
+        count = _demo_lanes()
+        self.stdout.write(
+            f"Demo network: version {record.version.number}, "
+            f"{record.summary['stations']} stations, {record.summary['intervals']} intervals, "
+            f"{count} lanes (illustrative Tianjin data)."
+        )
 
     def _applications(self, clerk: User) -> list[Application]:
         every_photo = ["id_photo", "licence_main", "licence_supplement", "vehicle_head"]
@@ -168,6 +190,35 @@ class Command(BaseCommand):
             f"Emulated cards in {settings.ETCNET_CARD_DIR}: {cards_nos[0]} (200.00 yuan), "
             f"{cards_nos[1]} (debit); {len(cards_nos) - 2} cards and OBUs in stock."
         )
+
+
+DEMO_BUNDLE = Path(__file__).resolve().parents[3] / "network" / "demo_bundle"
+
+
+def _demo_lanes() -> int:
+    """Every station gets entry lanes 01 (mixed) and 02 (ETC) and exit lanes 03
+    (mixed) and 04 (ETC); a few are switched off, as on a real network."""
+    from etcnet.network.models import Lane, Node, NodeKind
+
+    lanes = []
+    for n, station in enumerate(Node.objects.filter(kind=NodeKind.STATION).order_by("node_id")):
+        for number, direction, lane_type in (
+            (1, "entry", "mixed"),
+            (2, "entry", "etc"),
+            (3, "exit", "mixed"),
+            (4, "exit", "etc"),
+        ):
+            lanes.append(
+                Lane(
+                    station=station,
+                    number=number,
+                    direction=direction,
+                    lane_type=lane_type,
+                    enabled=not (n % 9 == 4 and number == 4),
+                )
+            )
+    Lane.objects.bulk_create(lanes, ignore_conflicts=True)
+    return len(lanes)
 
 
 def _upload(text: str) -> SimpleUploadedFile:

@@ -1,0 +1,198 @@
+"""Network endpoints: stations and lanes, bundle imports, fees. Thin."""
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import File, Form, Router, Schema, Status
+from ninja.files import UploadedFile
+
+from etcnet.core.errors import DomainError, FieldIssue, Forbidden, InvalidInput, NotFound
+from etcnet.core.roles import Role, has_role
+from etcnet.core.validators import gettext_noop
+from etcnet.network import selectors, services
+from etcnet.network.engine import FeeError, Payment
+from etcnet.network.models import BundleImport, Node, NodeKind, TariffVersion
+from etcnet.network.views import extract_bundle, parse_local
+
+router = Router()
+READERS = (Role.CENTER_OPERATOR, Role.AUDITOR, Role.STATION_MASTER, Role.TOLL_COLLECTOR)
+
+
+def _reader(request: HttpRequest) -> None:
+    if not has_role(request.user, *READERS):
+        raise Forbidden()
+
+
+class LaneOut(Schema):
+    id: int
+    number: int
+    hex: str
+    direction: str
+    lane_type: str
+    enabled: bool
+
+
+class StationOut(Schema):
+    node_id: str
+    name: str
+    hex: str
+    network: str
+    lanes: list[LaneOut]
+
+
+class LanePatch(Schema):
+    enabled: bool
+
+
+class FeeIn(Schema):
+    exit: str
+    vehicle_class: int
+    entry: str | None = None
+    path: list[str] | None = None
+    payment: str = "etc"
+    vehicle_kind: int = 0
+    axles: int | None = None
+    total_mass_kg: int | None = None
+
+
+class ImportOut(Schema):
+    id: int
+    status: str
+    source_name: str
+    version: str | None
+    summary: dict[str, Any]
+    problems: list[dict[str, Any]]
+
+
+def _station(node: Node) -> dict[str, Any]:
+    return {
+        "node_id": node.node_id,
+        "name": node.name,
+        "hex": node.hex,
+        "network": node.network,
+        "lanes": [
+            {
+                "id": lane.pk,
+                "number": lane.number,
+                "hex": lane.hex,
+                "direction": lane.direction,
+                "lane_type": lane.lane_type,
+                "enabled": lane.enabled,
+            }
+            for lane in node.lanes.all()
+        ],
+    }
+
+
+def _import(record: BundleImport) -> dict[str, Any]:
+    return {
+        "id": record.pk,
+        "status": record.status,
+        "source_name": record.source_name,
+        "version": record.version.number if record.version else None,
+        "summary": record.summary,
+        "problems": record.problems,
+    }
+
+
+@router.get("/stations", response=list[StationOut])
+def stations(request: HttpRequest, q: str = "") -> Any:
+    _reader(request)
+    return [_station(node) for node in selectors.stations(q)[:500]]
+
+
+@router.get("/stations/{node_id}", response=StationOut)
+def station(request: HttpRequest, node_id: str) -> Any:
+    _reader(request)
+    node = (
+        Node.objects.filter(node_id=node_id, kind=NodeKind.STATION)
+        .prefetch_related("lanes")
+        .first()
+    )
+    if node is None:
+        raise NotFound(gettext_noop("Station not found."))
+    return _station(node)
+
+
+@router.patch("/lanes/{lane_id}", response=LaneOut)
+def patch_lane(request: HttpRequest, lane_id: int, payload: LanePatch) -> Any:
+    lane = services.set_lane_enabled(lane_id, enabled=payload.enabled, actor=request.user)
+    return {
+        "id": lane.pk,
+        "number": lane.number,
+        "hex": lane.hex,
+        "direction": lane.direction,
+        "lane_type": lane.lane_type,
+        "enabled": lane.enabled,
+    }
+
+
+@router.post("/imports", response={201: ImportOut, 400: ImportOut})
+def import_bundle(
+    request: HttpRequest, bundle: File[UploadedFile], effective_at: Form[str] = ""
+) -> Any:
+    """Imports a .zip of the bundle's CSV files; all or nothing. A refused
+    bundle answers 400 with every problem (file, line, column, code, message)."""
+    if not has_role(request.user, Role.CENTER_OPERATOR):
+        raise Forbidden()
+    when = parse_local(effective_at) if effective_at else timezone.now()
+    with tempfile.TemporaryDirectory() as folder:
+        extract_bundle(bundle, Path(folder))
+        record = services.import_bundle(
+            Path(folder), effective_at=when, actor=request.user, source_name=bundle.name or ""
+        )
+    return Status(201 if record.version else 400, _import(record))
+
+
+@router.get("/imports/{import_id}", response=ImportOut)
+def get_import(request: HttpRequest, import_id: int) -> Any:
+    _reader(request)
+    record = BundleImport.objects.filter(pk=import_id).select_related("version").first()
+    if record is None:
+        raise NotFound(gettext_noop("Import not found."))
+    return _import(record)
+
+
+@router.get("/versions", response=list[dict[str, Any]])
+def versions(request: HttpRequest) -> Any:
+    _reader(request)
+    return [
+        {"number": v.number, "effective_at": v.effective_at, "discount_bp": v.discount_bp}
+        for v in TariffVersion.objects.all()[:100]
+    ]
+
+
+@router.post("/fees", response=dict)
+def compute_fee(request: HttpRequest, payload: FeeIn) -> Any:
+    """The toll of a trip on the version in force (or at `entry` time, later)."""
+    _reader(request)
+    version = selectors.version_in_force(timezone.now())
+    if version is None:
+        raise NotFound(gettext_noop("No tariff version is in force."))
+    try:
+        payment = Payment(payload.payment)
+    except ValueError:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "payment", "invalid_choice", gettext_noop("Choose one of the listed values.")
+                )
+            ]
+        ) from None
+    try:
+        result = selectors.engine_for(version).trip(
+            exit=payload.exit,
+            vehicle_class=payload.vehicle_class,
+            entry=payload.entry,
+            path=payload.path,
+            payment=payment,
+            vehicle_kind=payload.vehicle_kind,
+            axles=payload.axles,
+            total_mass_kg=payload.total_mass_kg,
+        )
+    except FeeError as error:
+        raise DomainError(str(error), code=getattr(error, "code", "fee_error")) from None
+    return {"version": version.number, **result.as_json()}
