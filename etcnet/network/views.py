@@ -7,6 +7,7 @@ import datetime as dt
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from django.contrib import messages
 from django.core.files.uploadedfile import UploadedFile
@@ -232,6 +233,32 @@ def import_report(request: HttpRequest, import_id: int) -> HttpResponse:
     return TemplateResponse(request, "network/import_report.html", {"record": record})
 
 
+# How a fee was computed, and why, in the reader's language (the engine's own
+# reasons are English detail, kept in the API answer).
+METHOD_LABELS = {
+    "path": gettext_noop("By the recorded path"),
+    "minimum": gettext_noop("Minimum fee (exit fee type 6)"),
+    "farthest-entry": gettext_noop("No entry: from the farthest entry station"),
+    "open": gettext_noop("Open-road station: fixed fee"),
+    "exempt": gettext_noop("Exempt vehicle"),
+}
+REASON_LABELS = {
+    "path unknown": gettext_noop("the path is unknown"),
+    "below minimum": gettext_noop("the path's fee is below the minimum"),
+    "path incomplete": gettext_noop("the recorded path is incomplete"),
+    "exempt vehicle kind": gettext_noop("exempt vehicle kind"),
+}
+
+
+def _explain(result: Any) -> str:
+    text = _(METHOD_LABELS.get(result.method, result.method))
+    reason = result.reason or ""
+    for prefix, label in REASON_LABELS.items():
+        if reason.startswith(prefix):
+            return f"{text} · {_(label)}"
+    return text
+
+
 @role_required(*READERS)
 def fee(request: HttpRequest) -> HttpResponse:
     """Compute the toll of a trip, from a form, on the version in force."""
@@ -262,6 +289,7 @@ def fee(request: HttpRequest) -> HttpResponse:
             "kinds": [(k.value, k.label) for k in VehicleKind],
             "values": get,
             "result": result,
+            "explanation": _explain(result) if result else "",
             "error": error,
         },
     )
