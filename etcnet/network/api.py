@@ -19,6 +19,18 @@ from etcnet.network.models import BundleImport, Node, NodeKind, TariffVersion
 from etcnet.network.views import extract_bundle, parse_local
 
 router = Router()
+
+FEE_ERRORS = {
+    "fee.unknown_node": gettext_noop("An entry or exit station is not in the network ({detail})."),
+    "fee.not_station": gettext_noop("Entry and exit must be toll stations ({detail})."),
+    "fee.unknown_class": gettext_noop("Unknown vehicle class ({detail})."),
+    "fee.unknown_interval": gettext_noop("The path names unknown toll intervals ({detail})."),
+    "fee.path_not_connected": gettext_noop("The path is not connected ({detail})."),
+    "fee.path_not_joined": gettext_noop("The path does not join the entry to the exit ({detail})."),
+    "fee.path_without_entry": gettext_noop("A path needs its entry station."),
+    "fee.no_route": gettext_noop("No route leads from the entry to the exit ({detail})."),
+    "fee.same_station": gettext_noop("Entry and exit are the same station."),
+}
 READERS = (Role.CENTER_OPERATOR, Role.AUDITOR, Role.STATION_MASTER, Role.TOLL_COLLECTOR)
 
 
@@ -198,5 +210,7 @@ def compute_fee(request: HttpRequest, payload: FeeIn) -> Any:
             total_mass_kg=payload.total_mass_kg,
         )
     except FeeError as error:
-        raise DomainError(str(error), code=getattr(error, "code", "fee_error")) from None
+        # The engine's English detail is a parameter, never part of the template.
+        template = FEE_ERRORS.get(error.code, gettext_noop("The fee cannot be computed: {detail}"))
+        raise DomainError(template, code=error.code, params={"detail": str(error)}) from None
     return {"version": version.number, **result.as_json()}

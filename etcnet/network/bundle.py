@@ -289,9 +289,71 @@ def _validate(
                 f"interval {iid!r} has length {interval.length_m} m; a length is positive",
             )
 
+    _check_limits(network, add)
     problems.extend(_check_fees(network, line_of, refused))
     problems.extend(_check_reachability(network, line_of))
     return problems
+
+
+# What the center's tables hold: longer ids or larger numbers are refused here,
+# with their line, rather than by the database half-way through an import.
+MAX_ID = {"owner_id": 20, "node_id": 20, "interval_id": 32, "gantry_id": 40}
+MAX_TEXT = {"owners.csv": 100, "nodes.csv": 60}
+MAX_LENGTH_M = 2_147_483_647
+MAX_FEE_FEN = 10**12
+
+
+def _check_limits(network: Network, add: Callable[[str, object, str, str, str], None]) -> None:
+    def too_long(file: str, key: str, column: str, value: str, limit: int) -> None:
+        if len(value) > limit:
+            add(
+                file,
+                key,
+                column,
+                "bundle.too_long",
+                f"{column} {value[:40]!r} has {len(value)} characters; at most {limit}",
+            )
+
+    for owner in network.owners.values():
+        too_long("owners.csv", owner.owner_id, "owner_id", owner.owner_id, MAX_ID["owner_id"])
+        too_long("owners.csv", owner.owner_id, "name", owner.name, MAX_TEXT["owners.csv"])
+    hexes: dict[str, str] = {}
+    for node in network.nodes.values():
+        too_long("nodes.csv", node.node_id, "node_id", node.node_id, MAX_ID["node_id"])
+        too_long("nodes.csv", node.node_id, "name", node.name, MAX_TEXT["nodes.csv"])
+        too_long("nodes.csv", node.node_id, "hex", node.hex, 8)
+        too_long("nodes.csv", node.node_id, "network", node.network, 4)
+        if node.hex:
+            first = hexes.setdefault(node.hex.upper(), node.node_id)
+            if first != node.node_id:
+                add(
+                    "nodes.csv",
+                    node.node_id,
+                    "hex",
+                    "bundle.duplicate_hex",
+                    f"node {node.node_id!r} has hex code {node.hex!r}, already used by {first!r}",
+                )
+    for interval in network.intervals.values():
+        iid = interval.interval_id
+        too_long("intervals.csv", iid, "interval_id", iid, MAX_ID["interval_id"])
+        too_long("intervals.csv", iid, "gantry_id", interval.gantry_id, MAX_ID["gantry_id"])
+        if interval.length_m > MAX_LENGTH_M:
+            add(
+                "intervals.csv",
+                iid,
+                "length_m",
+                "bundle.bad_length",
+                f"interval {iid!r} has length {interval.length_m} m; at most {MAX_LENGTH_M}",
+            )
+    for (interval_id, vehicle_class), fee in network.fees.items():
+        if fee > MAX_FEE_FEN:
+            add(
+                "interval_fees.csv",
+                (interval_id, vehicle_class),
+                "fee_fen",
+                "bundle.bad_fee",
+                f"interval {interval_id!r} class {vehicle_class} has fee {fee} fen; too large",
+            )
 
 
 def _check_fees(network: Network, line_of: LineOf, refused: frozenset[str]) -> list[Problem]:

@@ -459,8 +459,8 @@ class FeeEngine:
         """The minimum-fee trip from ``entry`` to ``exit``: the cheapest path by fee,
         ties by length, with its intervals."""
         code = self._tariff_class(vehicle_class)
-        self._node(entry, "entry")
-        self._node(exit, "exit")
+        self._station(entry, "entry")
+        self._station(exit, "exit")
         return self._minimum_result(
             entry, exit, code, self._payment(payment), reason=None, kind=0, overweight=None
         )
@@ -487,13 +487,22 @@ class FeeEngine:
         fee as an incomplete path; gaps that cannot be bridged are still errors.
         """
         code = self._class_code(vehicle_class)
-        self._node(exit, "exit")
+        self._station(exit, "exit")
         if entry is not None:
-            self._node(entry, "entry")
+            self._station(entry, "entry")
         pay = self._payment(payment)
         kind = self._kind(vehicle_kind)
         overweight = _overweight(code, axles, total_mass_kg)
         k = int(kind)
+        walked: tuple[tuple[IntervalCharge, ...], int] | None = None
+        if path:
+            # A recorded path is checked whatever the trip turns out to be
+            # (exempt, open-road): a bad record is an error, never ignored.
+            if entry is None:
+                raise FeeError(
+                    "fee.path_without_entry", "a recorded path needs the entry station it began at"
+                )
+            walked = self._walk(path, entry, exit, self._tariff_class(code), allow_gaps=allow_gaps)
 
         if kind in EXEMPT_KINDS:
             return FeeResult(
@@ -527,7 +536,8 @@ class FeeEngine:
             return self._minimum_result(
                 entry, exit, code, pay, reason="path unknown", kind=k, overweight=overweight
             )
-        charges, gaps = self._walk(path, entry, exit, code, allow_gaps=allow_gaps)
+        assert walked is not None
+        charges, gaps = walked
         fee = sum(charge.fee_fen for charge in charges)
         minimum = self._minimum_fee(code, entry, exit)
         if minimum is not None and fee < minimum:
@@ -730,6 +740,15 @@ class FeeEngine:
         if node_id not in self._index:
             raise FeeError(
                 "fee.unknown_node", f"the {role} {node_id!r} is not a node of the network"
+            )
+
+    def _station(self, node_id: str, role: str) -> None:
+        """Trips enter and leave at toll stations, never at a junction or a border."""
+        self._node(node_id, role)
+        node = self.network.nodes.get(node_id)
+        if node is not None and node.kind != "station":
+            raise FeeError(
+                "fee.not_station", f"the {role} {node_id!r} is a {node.kind}, not a toll station"
             )
 
     @staticmethod

@@ -103,6 +103,10 @@ class TariffVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     source_name = models.CharField(max_length=200, blank=True)
+    # The bundle's own nodes and owners (junctions with no interval included), so
+    # an export gives back what was imported.
+    node_ids = models.JSONField(default=list, blank=True)
+    owner_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-effective_at", "-number"]

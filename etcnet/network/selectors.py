@@ -44,7 +44,7 @@ def network_for(version: TariffVersion) -> bundle.Network:
             "gantry_id",
         )
     )
-    node_ids = {row[1] for row in intervals} | {row[2] for row in intervals}
+    node_ids = set(version.node_ids) | {row[1] for row in intervals} | {row[2] for row in intervals}
     open_rows = list(
         OpenStationFee.objects.filter(version=version).values_list(
             "node__node_id", "vehicle_class", "fee_fen"
@@ -55,7 +55,7 @@ def network_for(version: TariffVersion) -> bundle.Network:
         n.node_id: bundle.Node(n.node_id, n.name, n.kind, n.hex, n.network)
         for n in Node.objects.filter(node_id__in=node_ids)
     }
-    owner_ids = {row[4] for row in intervals}
+    owner_ids = set(version.owner_ids) | {row[4] for row in intervals}
     owners = {
         o.owner_id: bundle.Owner(o.owner_id, o.name)
         for o in Owner.objects.filter(owner_id__in=owner_ids)

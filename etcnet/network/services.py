@@ -9,11 +9,12 @@ nothing else.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from etcnet.core import audit
@@ -73,12 +74,26 @@ def import_bundle(
     by id; intervals, fees and open-station fees belong to the new version.
     Audits `network.bundle_imported` or `network.bundle_refused`."""
     _require_operator(actor)
+    if not 0 <= discount_bp <= 10_000:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "discount_bp",
+                    "out_of_range",
+                    gettext_noop("Enter a value from {min} to {max}."),
+                    {"min": 0, "max": 10_000},
+                )
+            ]
+        )
     user = actor if getattr(actor, "is_authenticated", False) else None
     name = source_name or Path(path).name
     try:
         network = bundle.read_bundle(Path(path))
     except bundle.BundleError as error:
         return _refuse(_problem_dicts(error.problems), name=name, actor=user)
+    conflicts = _conflicts_with_stored_nodes(network, Path(path))
+    if conflicts:
+        return _refuse(conflicts, name=name, actor=user)
     try:
         with transaction.atomic(durable=True):
             version = _store(
@@ -107,17 +122,17 @@ def import_bundle(
                 subject=version,
                 after={"number": version.number, "effective_at": effective_at, **summary},
             )
-    except IntegrityError as error:
-        # A station hex already used by another node id: the bundle contradicts
-        # the network the center keeps.
+    except (IntegrityError, DataError) as error:
+        # Every known conflict is checked above with its line; whatever the
+        # database still refuses is reported as such, and nothing is imported.
         return _refuse(
             [
                 {
-                    "file": "nodes.csv",
+                    "file": "",
                     "line": 0,
-                    "column": "hex",
-                    "code": "bundle.conflicts_with_network",
-                    "message": f"the bundle contradicts the stored network: {error}",
+                    "column": "",
+                    "code": "bundle.database",
+                    "message": f"the database refused the bundle: {error}",
                 }
             ],
             name=name,
@@ -125,6 +140,62 @@ def import_bundle(
         )
     selectors.forget_engines()
     return record
+
+
+def _node_lines(folder: Path) -> dict[str, int]:
+    """node_id → its line in nodes.csv (1 is the header)."""
+    with (folder / "nodes.csv").open(encoding="utf-8-sig", newline="") as handle:
+        return {row.get("node_id", ""): n for n, row in enumerate(csv.DictReader(handle), start=2)}
+
+
+def _conflicts_with_stored_nodes(network: bundle.Network, folder: Path) -> list[dict[str, Any]]:
+    """A node keeps its kind and hex code for good: a later version that changed
+    them would reprice trips charged under earlier versions and orphan lanes."""
+    stored = {n.node_id: n for n in Node.objects.filter(node_id__in=list(network.nodes))}
+    by_hex = dict(
+        Node.objects.exclude(hex="")
+        .filter(hex__in=[n.hex for n in network.nodes.values() if n.hex])
+        .values_list("hex", "node_id")
+    )
+    lines = _node_lines(folder)
+    problems = []
+    for node in network.nodes.values():
+        old = stored.get(node.node_id)
+        line = lines.get(node.node_id, 0)
+        if old is not None and old.kind != node.kind:
+            problems.append(
+                {
+                    "file": "nodes.csv",
+                    "line": line,
+                    "column": "kind",
+                    "code": "bundle.conflicts_with_network",
+                    "message": f"node {node.node_id!r} is a {old.kind} in the stored network, "
+                    f"not a {node.kind}",
+                }
+            )
+        if old is not None and (old.hex or "") != (node.hex or ""):
+            problems.append(
+                {
+                    "file": "nodes.csv",
+                    "line": line,
+                    "column": "hex",
+                    "code": "bundle.conflicts_with_network",
+                    "message": f"node {node.node_id!r} has hex {old.hex!r} in the stored network, "
+                    f"not {node.hex!r}",
+                }
+            )
+        other = by_hex.get(node.hex) if node.hex else None
+        if other is not None and other != node.node_id:
+            problems.append(
+                {
+                    "file": "nodes.csv",
+                    "line": line,
+                    "column": "hex",
+                    "code": "bundle.conflicts_with_network",
+                    "message": f"hex {node.hex!r} belongs to node {other!r} in the stored network",
+                }
+            )
+    return problems
 
 
 def _refuse(problems: list[dict[str, Any]], *, name: str, actor: Any) -> BundleImport:
@@ -171,6 +242,8 @@ def _store(
         imported_at=timezone.now(),
         imported_by=actor,
         source_name=name,
+        node_ids=sorted(network.nodes),
+        owner_ids=sorted(network.owners),
     )
     Interval.objects.bulk_create(
         Interval(

@@ -393,10 +393,17 @@ def valid_networks(draw: st.DrawFn) -> Network:
     stations, junctions = ids[:count], ids[count : count + draw(st.integers(0, 2))]
     opens = ids[6 : 6 + draw(st.integers(0, 2))]
     owners = [Owner(owner_id, draw(_TEXT)) for owner_id in ids[8 : 8 + draw(st.integers(1, 2))]]
-    hexes = st.from_regex(r"[0-9A-F]{0,8}", fullmatch=True)
+    # Station hex codes are unique (the center's table guards it); networks have 4 characters.
+    network_codes = st.text(alphabet="0123456789", max_size=4)
     nodes = [
-        Node(node_id, draw(_TEXT), "station", draw(hexes), draw(_TEXT))
-        for node_id in stations + opens
+        Node(
+            node_id,
+            draw(_TEXT),
+            "station",
+            draw(st.sampled_from(["", f"{n:08X}"])),
+            draw(network_codes),
+        )
+        for n, node_id in enumerate(stations + opens)
     ]
     nodes += [
         Node(node_id, draw(_TEXT), draw(st.sampled_from(["junction", "border"])), "", "")

@@ -198,3 +198,36 @@ def test_table_on_a_bad_bundle_exits_1(tmp_path):
     assert body is not None
     assert body["error"]["code"] == "bundle.invalid"  # type: ignore[index]
     assert not (tmp_path / "o").exists()
+
+
+def test_junctions_paths_without_entry_and_bad_paths_on_exempt_trips_are_errors() -> None:
+    import io
+    import json
+    from pathlib import Path
+
+    from etcnet.network.cli import fee_main
+
+    demo = str(Path(__file__).resolve().parents[1] / "demo_bundle")
+
+    def run(*args: str) -> tuple[int, dict]:
+        out = io.StringIO()
+        status = fee_main(["--network", demo, *args], out)
+        return status, json.loads(out.getvalue())
+
+    status, body = run("--exit", "J1201008", "--entry", "S1201048", "--class", "1")
+    assert (status, body["error"]["code"]) == (1, "fee.not_station")
+    status, body = run("--exit", "S1201049", "--path", "S004012001004110", "--class", "1")
+    assert (status, body["error"]["code"]) == (1, "fee.path_without_entry")
+    status, body = run(
+        "--entry",
+        "S1201048",
+        "--exit",
+        "S1201049",
+        "--path",
+        "XX,YY",
+        "--class",
+        "1",
+        "--vehicle-status",
+        "21",
+    )
+    assert (status, body["error"]["code"]) == (1, "fee.unknown_interval")

@@ -7,6 +7,7 @@ import io
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -303,3 +304,127 @@ def test_a_trip_is_charged_by_the_version_in_force_at_its_entry_time(
         return body["fee_fen"]
 
     assert fee(july + dt.timedelta(days=1)) == 2 * fee(july - dt.timedelta(days=1))
+
+
+# --- review findings ----------------------------------------------------------------
+
+
+def _rewrite(path: Path, edit: Any) -> None:
+    import csv
+
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    edit(rows)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def test_a_later_bundle_may_not_change_a_stored_nodes_kind_or_hex(operator, demo_copy):
+    services.import_bundle(DEMO, effective_at=NEW_YEAR, actor=operator)
+    station_row = None
+
+    def make_junction(rows):
+        nonlocal station_row
+        for n, row in enumerate(rows):
+            if row[2] == "station":
+                row[2], row[3] = "junction", ""
+                station_row = n + 1
+                return
+
+    _rewrite(demo_copy / "nodes.csv", make_junction)
+    before = counts()
+
+    record = services.import_bundle(
+        demo_copy, effective_at=NEW_YEAR + dt.timedelta(days=365), actor=operator
+    )
+
+    assert record.status == "refused"
+    problems = {(p["line"], p["column"], p["code"]) for p in record.problems}
+    assert (station_row, "kind", "bundle.conflicts_with_network") in problems
+    assert (station_row, "hex", "bundle.conflicts_with_network") in problems
+    assert counts() == before
+
+
+@pytest.mark.parametrize(
+    ("file", "column", "value", "code"),
+    [
+        ("nodes.csv", 3, "1201010299", "bundle.too_long"),
+        ("owners.csv", 0, "O" * 27, "bundle.too_long"),
+        ("intervals.csv", 3, "3000000000", "bundle.bad_length"),
+    ],
+)
+def test_values_beyond_the_tables_limits_are_reported_with_their_line(
+    operator, demo_copy, file, column, value, code
+):
+    def edit(rows):
+        rows[1][column] = value
+
+    _rewrite(demo_copy / file, edit)
+    before = counts()
+
+    record = services.import_bundle(demo_copy, effective_at=NEW_YEAR, actor=operator)
+
+    assert record.status == "refused"
+    assert any(p["code"] == code and p["file"] == file and p["line"] == 2 for p in record.problems)
+    assert counts() == before
+
+
+def test_a_duplicate_hex_in_the_bundle_has_its_line(operator, demo_copy):
+    def edit(rows):
+        stations = [r for r in rows[1:] if r[2] == "station"]
+        stations[1][3] = stations[0][3]
+
+    _rewrite(demo_copy / "nodes.csv", edit)
+    record = services.import_bundle(demo_copy, effective_at=NEW_YEAR, actor=operator)
+    [problem] = [p for p in record.problems if p["code"] == "bundle.duplicate_hex"]
+    assert problem["line"] > 1
+    assert counts()["versions"] == 0
+
+
+def test_a_discount_outside_0_to_10000_basis_points_is_refused(operator):
+    from etcnet.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        services.import_bundle(DEMO, effective_at=NEW_YEAR, actor=operator, discount_bp=20_000)
+    with pytest.raises(CommandError, match="discount"):
+        call_command("network", "import", str(DEMO), "--discount-bp", "-1", stdout=io.StringIO())
+    assert counts()["versions"] == 0
+
+
+def test_export_keeps_nodes_and_owners_no_interval_uses(operator, demo_copy, tmp_path):
+    (demo_copy / "nodes.csv").write_text(
+        (demo_copy / "nodes.csv").read_text(encoding="utf-8") + "JISO,孤立枢纽,junction,,1201\n",
+        encoding="utf-8",
+    )
+    (demo_copy / "owners.csv").write_text(
+        (demo_copy / "owners.csv").read_text(encoding="utf-8") + "O9,未使用业主\n", encoding="utf-8"
+    )
+    record = services.import_bundle(demo_copy, effective_at=NEW_YEAR, actor=operator)
+    assert record.status == "imported", record.problems
+    out = tmp_path / "out"
+    out.mkdir()
+    services.export_bundle(out)
+
+    again = bundle.read_bundle(out)
+    assert "JISO" in again.nodes
+    assert "O9" in again.owners
+    assert again == bundle.read_bundle(demo_copy)
+
+
+def test_fee_api_errors_are_translated_and_safe_with_braces(operator, collector):
+    services.import_bundle(DEMO, effective_at=NEW_YEAR, actor=operator)
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(collector)
+
+    braces = client.post(
+        "/api/v1/network/fees", {"exit": "{x}", "vehicle_class": 1}, content_type="application/json"
+    )
+    junction = client.post(
+        "/api/v1/network/fees",
+        {"exit": "J1201001", "vehicle_class": 1},
+        content_type="application/json",
+    )
+
+    assert braces.status_code == 400
+    assert braces.json()["code"] == "fee.unknown_node"
+    assert braces.json()["message"].startswith("入口或出口站不在路网中")
+    assert junction.json()["code"] == "fee.not_station"

@@ -52,6 +52,8 @@ class Command(BaseCommand):
             if not folder.is_dir():
                 raise CommandError(f"{folder}: not a folder")
             effective = _when(options["effective"]) if options["effective"] else timezone.now()
+            if not 0 <= options["discount_bp"] <= 10_000:
+                raise CommandError("--discount-bp must be from 0 to 10000 (500 = 5 %)")
             record = services.import_bundle(
                 folder, effective_at=effective, discount_bp=options["discount_bp"]
             )
