@@ -54,7 +54,7 @@ messages: $(STAMP)
 ## fees per second and the minimum-fee table of a 2,000-node network beside networkx.
 benchmark: $(STAMP)
 	$(BIN)/python -m benchmarks.tac
-	$(BIN)/python -m benchmarks.fees
+	$(BIN)/python -m benchmarks.fees --full
 
 ## Re-lock the dependencies after changing pyproject.toml.
 lock:

@@ -103,7 +103,6 @@ def fee_main(argv: Sequence[str], out: TextIO) -> int:
         "--class",
         dest="vehicle_class",
         required=True,
-        type=int,
         metavar="CODE",
         help="vehicle class (JT/T 489-2019: 1-4, 11-16, 21-26)",
     )

@@ -263,10 +263,15 @@ def _explain(result: Any) -> str:
 def fee(request: HttpRequest) -> HttpResponse:
     """Compute the toll of a trip, from a form, on the version in force."""
     get = request.GET
-    version = selectors.version_in_force(timezone.now())
     result = None
     error = None
-    if get.get("exit") and version is not None:
+    try:
+        when = parse_local(get["entry_time"]) if get.get("entry_time") else timezone.now()
+    except DomainError as failure:
+        error, when = failure.issues[0].message, timezone.now()
+    # A trip is charged by the version in force at its entry time.
+    version = selectors.version_in_force(when)
+    if get.get("exit") and version is not None and error is None:
         try:
             path = [p.strip() for p in get.get("path", "").split(",") if p.strip()] or None
             result = selectors.engine_for(version).trip(

@@ -161,7 +161,6 @@ def test_a_bad_bundle_exits_1_with_every_problem(bundle, capsys):
     [
         [],
         ["--network", "x", "--class", "1"],  # no --exit
-        ["--network", "x", "--exit", "B", "--class", "one"],
         ["--network", "x", "--exit", "B", "--class", "1", "--payment", "alipay"],
         ["table", "--network", "x"],  # no --out
     ],
@@ -231,3 +230,16 @@ def test_junctions_paths_without_entry_and_bad_paths_on_exempt_trips_are_errors(
         "21",
     )
     assert (status, body["error"]["code"]) == (1, "fee.unknown_interval")
+
+
+def test_a_class_that_is_not_a_number_is_an_unknown_class() -> None:
+    import io
+    import json
+    from pathlib import Path
+
+    from etcnet.network.cli import fee_main
+
+    out = io.StringIO()
+    demo = str(Path(__file__).resolve().parents[1] / "demo_bundle")
+    status = fee_main(["--network", demo, "--exit", "S1201049", "--class", "abc"], out)
+    assert (status, json.loads(out.getvalue())["error"]["code"]) == (1, "fee.unknown_class")
