@@ -22,6 +22,7 @@ from etcnet.core.roles import roles_of
 from etcnet.core.validators import gettext_noop
 from etcnet.issuance.api import router as issuance_router
 from etcnet.network.api import router as network_router
+from etcnet.tolling.api import router as tolling_router
 
 api = NinjaAPI(
     title="etcnet center API",
@@ -155,3 +156,4 @@ def api_logout(request: HttpRequest) -> Status[None]:
 api.add_router("/issuance", issuance_router, tags=["issuance"])
 api.add_router("/cards", cards_router, tags=["cards"])
 api.add_router("/network", network_router, tags=["network"])
+api.add_router("/tolling", tolling_router, tags=["tolling"])

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "etcnet.cards",
     "etcnet.lists",
     "etcnet.network",
+    "etcnet.tolling",
 ]
 
 MIDDLEWARE = [

@@ -1412,9 +1412,6 @@ def record_purchase(
     Idempotent by (terminal, terminal sequence): an upload repeated returns the
     first entry. Audits `cards.purchase_recorded`."""
     key = f"purchase:{terminal_no}:{terminal_seq}"
-    existing = JournalEntry.objects.filter(idempotency_key=key).first()
-    if existing is not None:
-        return existing
     try:
         tac_bytes = bytes.fromhex(tac)
         terminal = bytes.fromhex(terminal_no)
@@ -1439,6 +1436,10 @@ def record_purchase(
             tac=tac_bytes,
         ):
             raise MacRejected(params={"what": "TAC"})
+        # Only after the TAC: a repeated upload finds its entry, a forged one never does.
+        existing = JournalEntry.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return existing
         if card.is_stored_value:
             payer = ledger.purse_account(card)
         else:

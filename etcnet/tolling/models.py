@@ -1,0 +1,138 @@
+"""Terminals and the transactions they upload.
+
+A `Terminal` (handheld or lane PC) belongs to a station, may work the lanes it
+is allowed, holds an emulated PSAM provisioned by the center, and
+authenticates every call with its own secret (only a digest is stored).
+
+Every upload carries an idempotency key: the whole upload `(terminal,
+upload_key)` and each record `(terminal, seq)`. The first result is stored
+with the payload's hash; the same key with the same payload returns it, the
+same key with another payload is a conflict. A record is stored once, accepted
+or rejected with a reason code (the dispute codes of reference §6.2 where they
+fit) — a rejected record stays for operators, never dropped.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from etcnet.network.models import Lane, Node
+
+
+class Terminal(models.Model):
+    terminal_id = models.CharField(max_length=20, unique=True)
+    station = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="terminals")
+    lanes = models.ManyToManyField(Lane, related_name="terminals", blank=True)
+    psam_terminal_no = models.CharField(max_length=12, unique=True)  # 6 bytes, hex
+    secret_digest = models.CharField(max_length=64)  # sha256 of the terminal's secret
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.terminal_id
+
+
+class Upload(models.Model):
+    """One upload request, answered once and again the same way."""
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, related_name="uploads")
+    upload_key = models.CharField(max_length=64)
+    payload_hash = models.CharField(max_length=64)
+    response = models.JSONField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["terminal", "upload_key"], name="upload_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.terminal_id}:{self.upload_key}"
+
+
+class RecordStatus(models.TextChoices):
+    ACCEPTED = "accepted", _("Accepted")
+    REJECTED = "rejected", _("Rejected")
+
+
+class DisputeCode(models.IntegerChoices):
+    """Reference §6.2: why a transaction is not accepted for payment."""
+
+    TAC_FAILED = 1, _("Verification failed (TAC)")
+    DUPLICATE = 2, _("Duplicate transaction")
+    USER_STATUS = 3, _("User status changed")
+    INVALID_TYPE = 4, _("Invalid transaction type")
+    TOO_LATE = 5, _("Overdue beyond the limit")
+    DATA_FIELD = 6, _("Data field error")
+    OVER_LIMIT = 7, _("Over the maximum amount")
+    NO_CARD = 8, _("Card number does not exist")
+    CARD_STATE = 9, _("Card state does not match")
+    EXPIRED = 10, _("Card expired")
+    NOT_ALLOWED = 11, _("Transaction not allowed")
+    CLOCK = 16, _("Lane clock error")
+    OTHER = 100, _("Other")
+
+
+class TollTransaction(models.Model):
+    """An exit transaction as a terminal recorded it, with the center's verdict."""
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, related_name="transactions")
+    seq = models.PositiveBigIntegerField()
+    payload_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=RecordStatus.choices)
+    dispute_code = models.PositiveSmallIntegerField(
+        choices=DisputeCode.choices, null=True, blank=True
+    )
+    reason = models.CharField(max_length=200, blank=True)
+
+    station = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    lane_number = models.PositiveSmallIntegerField()
+    exit_time = models.DateTimeField(db_index=True)  # the terminal's own time (UTC)
+    clock_offset_ms = models.IntegerField(default=0)  # terminal minus center at the last sync
+    received_at = models.DateTimeField()
+    entry_station = models.CharField(max_length=20, blank=True)
+    entry_time = models.DateTimeField(null=True, blank=True)
+
+    card_no = models.CharField(max_length=20, blank=True, db_index=True)
+    obu_no = models.CharField(max_length=16, blank=True)
+    plate = models.CharField(max_length=12, blank=True, db_index=True)
+    plate_color = models.PositiveSmallIntegerField(null=True, blank=True)
+    vehicle_class = models.PositiveSmallIntegerField()
+    vehicle_kind = models.PositiveSmallIntegerField(default=0)
+
+    method = models.CharField(max_length=16)
+    fee_fen = models.BigIntegerField()
+    discount_fen = models.BigIntegerField(default=0)
+    payable_fen = models.BigIntegerField()
+    intervals = models.JSONField(default=list, blank=True)
+    payment_type = (
+        models.PositiveSmallIntegerField()
+    )  # §6.3: 22 储值卡, 23 记账卡, 1 cash, 10/11 mobile
+
+    amount_fen = models.BigIntegerField(default=0)  # debited from the card
+    trans_type = models.PositiveSmallIntegerField(null=True, blank=True)
+    terminal_trans_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    tac = models.CharField(max_length=8, blank=True)
+    tac_verified = models.BooleanField(default=False)
+
+    collector = models.CharField(max_length=20, blank=True)
+    shift = models.CharField(max_length=20, blank=True)
+    authorised_by = models.CharField(
+        max_length=20, blank=True
+    )  # station master, for the minimum fee
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["terminal", "seq"], name="transaction_unique_seq"),
+            models.CheckConstraint(
+                condition=Q(status="accepted", dispute_code__isnull=True) | Q(status="rejected"),
+                name="accepted_has_no_dispute",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.terminal_id}#{self.seq}"

@@ -1,0 +1,204 @@
+"""The center's ingest of terminal uploads, through the real API, with real
+purchases made by the terminal's provisioned PSAM on emulated cards."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from conftest import photo
+from etcnet.cards import devices, ledger
+from etcnet.cards import services as cards
+from etcnet.cards.models import CardUnit
+from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS
+from etcnet.smartcard import ops
+from etcnet.smartcard.transport import open_emulated
+from etcnet.tolling import services
+from etcnet.tolling.models import Terminal, TollTransaction
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/tolling/uploads"
+EXIT = dt.datetime(2026, 11, 21, 10, 30, 0)  # Asia/Shanghai, as the card signs it
+
+
+@pytest.fixture
+def terminal(operator, tianjin) -> tuple[Terminal, str, Any]:
+    return services.register_terminal("HH-0001", station_id="S1201005", lanes=[3], actor=operator)
+
+
+@pytest.fixture
+def card(clerk, stock, approved) -> CardUnit:
+    binding = cards.issue(
+        approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=clerk
+    )
+    cards.activate(binding.pk, photo=photo("obu"), actor=clerk)
+    cards.top_up(CARD_NOS[0], amount_fen=10_000, channel="cash", idempotency_key="t", actor=clerk)
+    return CardUnit.objects.get(card_no=CARD_NOS[0])
+
+
+def purchase(terminal: Any, card: CardUnit, amount: int) -> ops.PurchaseResult:
+    _, _, psam = terminal
+    return ops.purchase(devices.open_unit(card), open_emulated(psam), amount=amount, when=EXIT)
+
+
+def record(result: ops.PurchaseResult, *, seq: int, **overrides: Any) -> dict[str, Any]:
+    data = {
+        "seq": seq,
+        "lane": 3,
+        "exit_time": EXIT.replace(tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat(),
+        "entry_station": "S1201001",
+        "card_no": result.card_no,
+        "plate": "陕A12345",
+        "plate_color": 0,
+        "vehicle_class": 1,
+        "method": "path",
+        "fee_fen": 7525,
+        "discount_fen": 376,
+        "payable_fen": result.amount,
+        "payment_type": 22,
+        "amount_fen": result.amount,
+        "trans_type": result.trans_type,
+        "terminal_trans_seq": int.from_bytes(result.terminal_seq, "big"),
+        "tac": result.tac.hex().upper(),
+        "collector": "carl",
+    }
+    data.update(overrides)
+    return data
+
+
+def client_for(terminal: Any) -> Client:
+    term, secret, _ = terminal
+    return Client(HTTP_AUTHORIZATION=f"Bearer {term.terminal_id}.{secret}")
+
+
+def test_an_exit_purchase_is_accepted_once_with_its_tac_verified(terminal, card):
+    result = purchase(terminal, card, 7149)
+    body = {"upload_key": "u1", "records": [record(result, seq=1)]}
+    client = client_for(terminal)
+
+    answers = [client.post(URL, body, content_type="application/json").json() for _ in range(3)]
+
+    assert answers[0]["results"][0]["result"] == "accepted"
+    assert answers[1] == answers[0] == answers[2]
+    txn = TollTransaction.objects.get()
+    assert (txn.status, txn.tac_verified, txn.payable_fen) == ("accepted", True, 7149)
+    card.refresh_from_db()
+    assert card.shadow_balance_fen == 10_000 - 7149
+    assert devices.read_card(card).balance == 10_000 - 7149
+    assert ledger.balance(ledger.TOLLS_PAYABLE) == -7149
+    assert ledger.check() == []
+
+
+def test_a_record_sent_again_in_another_upload_is_a_duplicate(terminal, card):
+    result = purchase(terminal, card, 1000)
+    client = client_for(terminal)
+    client.post(
+        URL,
+        {"upload_key": "a", "records": [record(result, seq=7)]},
+        content_type="application/json",
+    )
+
+    again = client.post(
+        URL,
+        {"upload_key": "b", "records": [record(result, seq=7)]},
+        content_type="application/json",
+    ).json()
+    changed = client.post(
+        URL,
+        {"upload_key": "c", "records": [record(result, seq=7, plate="陕A99999")]},
+        content_type="application/json",
+    ).json()
+
+    assert again["results"][0] == {
+        "seq": 7,
+        "result": "duplicate",
+        "first_result": "accepted",
+        "code": None,
+        "id": TollTransaction.objects.get().pk,
+    }
+    assert changed["results"][0]["result"] == "conflict"
+    assert TollTransaction.objects.count() == 1
+    assert CardUnit.objects.get(pk=card.pk).shadow_balance_fen == 9_000
+
+
+def test_the_same_upload_key_with_another_payload_is_a_409(terminal, card):
+    result = purchase(terminal, card, 500)
+    client = client_for(terminal)
+    client.post(
+        URL,
+        {"upload_key": "k", "records": [record(result, seq=1)]},
+        content_type="application/json",
+    )
+
+    response = client.post(
+        URL,
+        {"upload_key": "k", "records": [record(result, seq=2)]},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"tac": "00000000"}, 1),
+        ({"card_no": "61019999999999999999"}, 8),
+        ({"lane": 4}, 11),
+        ({"payment_type": 23}, 4),
+        ({"exit_time": "2026-11-21T10:30:00"}, 6),
+    ],
+)
+def test_rejected_records_are_kept_with_their_dispute_code(terminal, card, overrides, code):
+    result = purchase(terminal, card, 800)
+    body = {"upload_key": "r", "records": [record(result, seq=3, **overrides)]}
+
+    answer = client_for(terminal).post(URL, body, content_type="application/json").json()
+
+    assert answer["results"][0]["result"] == "rejected"
+    assert answer["results"][0]["code"] == code
+    txn = TollTransaction.objects.get()
+    assert (txn.status, txn.dispute_code) == ("rejected", code)
+    assert CardUnit.objects.get(pk=card.pk).shadow_balance_fen == 10_000
+    assert ledger.check() == []
+
+
+def test_a_psam_sequence_used_twice_is_a_duplicate_transaction(terminal, card):
+    result = purchase(terminal, card, 600)
+    client = client_for(terminal)
+    client.post(
+        URL,
+        {"upload_key": "1", "records": [record(result, seq=1)]},
+        content_type="application/json",
+    )
+
+    answer = client.post(
+        URL,
+        {"upload_key": "2", "records": [record(result, seq=2)]},
+        content_type="application/json",
+    ).json()
+
+    assert (answer["results"][0]["result"], answer["results"][0]["code"]) == ("rejected", 2)
+    assert CardUnit.objects.get(pk=card.pk).shadow_balance_fen == 9_400
+
+
+def test_no_anonymous_or_forged_upload(terminal):
+    term, secret, _ = terminal
+    body = {"upload_key": "x", "records": []}
+    assert Client().post(URL, body, content_type="application/json").status_code == 401
+    forged = Client(HTTP_AUTHORIZATION=f"Bearer {term.terminal_id}.{secret}x")
+    assert forged.post(URL, body, content_type="application/json").status_code == 401
+    assert TollTransaction.objects.count() == 0
+
+
+def test_only_operators_register_terminals(clerk, tianjin):
+    from etcnet.core.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        services.register_terminal("HH-9", station_id="S1201005", lanes=[3], actor=clerk)
+    assert Terminal.objects.count() == 0
