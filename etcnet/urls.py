@@ -14,6 +14,7 @@ urlpatterns = [
     path("issuance/", include("etcnet.issuance.urls")),
     path("cards/", include("etcnet.cards.urls")),
     path("network/", include("etcnet.network.urls")),
+    path("tolling/", include("etcnet.tolling.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

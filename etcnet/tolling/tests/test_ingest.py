@@ -202,3 +202,56 @@ def test_only_operators_register_terminals(clerk, tianjin):
     with pytest.raises(Forbidden):
         services.register_terminal("HH-9", station_id="S1201005", lanes=[3], actor=clerk)
     assert Terminal.objects.count() == 0
+
+
+def test_operators_see_transactions_the_rejected_queue_and_shift_totals(
+    operator, collector, terminal, card
+):
+    good = purchase(terminal, card, 2000)
+    client = client_for(terminal)
+    client.post(
+        URL,
+        {
+            "upload_key": "p",
+            "records": [
+                record(good, seq=1, shift="S1"),
+                record(good, seq=2, tac="00000000", terminal_trans_seq=99),
+            ],
+        },
+        content_type="application/json",
+    )
+    page = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    page.force_login(operator)
+
+    listing = page.get("/tolling/").content.decode()
+    rejected = page.get("/tolling/", {"result": "rejected"}).content.decode()
+    txn = TollTransaction.objects.get(seq=1)
+    detail = page.get(f"/tolling/{txn.pk}/").content.decode()
+
+    assert 'data-seq="1"' in listing
+    assert 'data-seq="2"' in listing
+    assert "已拒收: 1" in listing
+    assert 'data-seq="1"' not in rejected
+    assert "验证未通过（TAC错误）" in rejected
+    assert "20.00" in listing  # shift S1's accepted total
+    assert "已验证" in detail
+    assert "tolling.transaction_accepted" in detail
+    forbidden = Client()
+    forbidden.force_login(collector)
+    assert forbidden.get("/tolling/").status_code == 403
+
+
+def test_the_register_command_prints_the_secret_once(operator, tianjin):
+    import io
+
+    from django.core.management import call_command
+
+    operator.username = "operator"
+    operator.save()
+    out = io.StringIO()
+    call_command(
+        "terminal_register", "LANE-01", "--station", "S1201005", "--lanes", "3,4", stdout=out
+    )
+    secret = out.getvalue().split("secret (shown once): ")[1].strip()
+    assert services.authenticate("LANE-01", secret) is not None
+    assert Terminal.objects.get().secret_digest != secret
