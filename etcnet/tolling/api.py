@@ -4,9 +4,11 @@
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Schema
 from ninja.security import HttpBearer
 
+from etcnet.network import selectors as network_selectors
 from etcnet.tolling import services
 from etcnet.tolling.models import Terminal
 
@@ -41,3 +43,120 @@ def upload(request: HttpRequest, payload: UploadIn) -> Any:
     `idempotency_conflict`. `server_time` lets the terminal measure its clock offset."""
     terminal: Terminal = request.auth  # type: ignore[attr-defined]
     return services.ingest(terminal, upload_key=payload.upload_key[:64], records=payload.records)
+
+
+@router.get("/downloads/station")
+def station_data(request: HttpRequest) -> Any:
+    """The terminal's station and the lanes it may work (enabled or not, so the
+    terminal can say why a lane is unavailable)."""
+    terminal: Terminal = request.auth  # type: ignore[attr-defined]
+    allowed = set(terminal.lanes.values_list("pk", flat=True))
+    return {
+        "terminal_id": terminal.terminal_id,
+        "psam_terminal_no": terminal.psam_terminal_no,
+        "station": {
+            "node_id": terminal.station.node_id,
+            "name": terminal.station.name,
+            "hex": terminal.station.hex,
+            "network": terminal.station.network,
+        },
+        "lanes": [
+            {
+                "number": lane.number,
+                "hex": lane.hex,
+                "direction": lane.direction,
+                "lane_type": lane.lane_type,
+                "enabled": lane.enabled,
+                "allowed": lane.pk in allowed,
+            }
+            for lane in terminal.station.lanes.all()
+        ],
+        "server_time": timezone.now().isoformat(),
+    }
+
+
+@router.get("/downloads/tariff")
+def tariff(request: HttpRequest) -> Any:
+    """The tariff version in force and the minimum fees from every station to
+    this terminal's station (what its exits charge when the path is unknown)."""
+    terminal: Terminal = request.auth  # type: ignore[attr-defined]
+    version = network_selectors.version_in_force(timezone.now())
+    if version is None:
+        return {"version": None, "minimum_fees": [], "server_time": timezone.now().isoformat()}
+    engine = network_selectors.engine_for(version)
+    exit_id = terminal.station.node_id
+    rows = []
+    for vehicle_class in engine.network.classes:
+        table = engine.minimum_arrays(vehicle_class)
+        if exit_id not in table.stations:
+            continue  # an open-road station: its fixed fee needs no table
+        mask = table.exit == table.stations.index(exit_id)
+        for entry, fee, length in zip(
+            table.entry[mask].tolist(),
+            table.fee_fen[mask].tolist(),
+            table.length_m[mask].tolist(),
+            strict=True,
+        ):
+            rows.append(
+                {
+                    "entry": table.stations[entry],
+                    "vehicle_class": vehicle_class,
+                    "fee_fen": fee,
+                    "length_m": length,
+                }
+            )
+    return {
+        "version": version.number,
+        "effective_at": version.effective_at.isoformat(),
+        "discount_bp": version.discount_bp,
+        "minimum_fees": rows,
+        "server_time": timezone.now().isoformat(),
+    }
+
+
+@router.get("/downloads/status-list")
+def status_list(request: HttpRequest) -> Any:
+    """The status list as the center holds it today: every card and OBU on it
+    with its types (the versioned national list comes with the lists issue)."""
+    from etcnet.lists.models import ListEvent, ListStatus
+
+    latest: dict[tuple[str, str, int], int] = {}
+    for medium, medium_id, list_type, status in ListEvent.objects.order_by(
+        "occurred_at", "pk"
+    ).values_list("medium", "medium_id", "list_type", "status"):
+        latest[(medium, medium_id, list_type)] = status
+    entries: dict[tuple[str, str], list[int]] = {}
+    for (medium, medium_id, list_type), status in latest.items():
+        if status == ListStatus.IN:
+            entries.setdefault((medium, medium_id), []).append(list_type)
+    return {
+        "entries": [
+            {"medium": medium, "id": medium_id, "types": sorted(types)}
+            for (medium, medium_id), types in sorted(entries.items())
+        ],
+        "server_time": timezone.now().isoformat(),
+    }
+
+
+@router.get("/downloads/verifiers")
+def verifiers(request: HttpRequest) -> Any:
+    """Password verifiers of this station's collectors and station masters, for
+    the terminal's offline login: Django's own salted hashes, never a password."""
+    from django.contrib.auth.models import User
+
+    from etcnet.core.roles import Role
+
+    users = User.objects.filter(
+        is_active=True, groups__name__in=[Role.TOLL_COLLECTOR, Role.STATION_MASTER]
+    ).distinct()
+    return {
+        "users": [
+            {
+                "username": u.username,
+                "roles": sorted(u.groups.values_list("name", flat=True)),
+                "verifier": u.password,
+            }
+            for u in users
+        ],
+        "server_time": timezone.now().isoformat(),
+    }
