@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PIP    := $(BIN)/pip --disable-pip-version-check --quiet
 
-.PHONY: demo test lint unit browser-deps messages lock benchmark clean
+.PHONY: demo test lint unit browser-deps messages lock benchmark benchmark-ingest clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "etcnet needs Python 3.11 (Django 5.2 LTS); set PYTHON=/path/to/python3.11")'
@@ -55,6 +55,11 @@ messages: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python -m benchmarks.tac
 	$(BIN)/python -m benchmarks.fees --full
+
+## The center's ingest rate (TAC verified, idempotent) beside PostgreSQL's COPY;
+## needs PostgreSQL (DATABASE_URL or 127.0.0.1:5432) and works in its own scratch database.
+benchmark-ingest: $(STAMP)
+	$(BIN)/python -m benchmarks.ingest
 
 ## Re-lock the dependencies after changing pyproject.toml.
 lock:

@@ -1,0 +1,421 @@
+"""The center's ingest rate on PostgreSQL, beside PostgreSQL's own COPY of the same rows.
+
+    python -m benchmarks.ingest [--records N] [--batch B] [--database-url URL]
+
+Works in a scratch database of its own (``etcnet_bench_<pid>``, created on the server
+that ``--database-url`` names and dropped at the end; the named database itself is
+never touched), migrated from scratch, with a temporary ``ETCNET_DATA_DIR`` for the
+key vault, the emulated cards and the PSAM.
+
+Preparation (not timed in the rates): the demo network with an exit lane, an operator
+and a clerk, an outlet with emulated stock, an approved application, a stored-value
+card issued, activated and topped up, a registered terminal with its provisioned
+PSAM, and N real purchases (1-5 fen each) made on the emulated card with that PSAM,
+each with its own PSAM sequence number and a TAC the card computed.
+
+Then it times:
+
+(a) ``etcnet.tolling.services.ingest`` of the N records in uploads of B (default 100),
+    each upload under a new key: per record the idempotency look-ups, the TAC
+    verified by the key vault, the purse debited in the ledger, the transaction row
+    and two audit rows, each record in its own database transaction. Afterwards it
+    checks that N transactions are accepted with their TAC verified, that the card's
+    purse and its shadow balance agree, and that ``ledger.check() == []``;
+(b) the same N records sent again under new upload keys: every record answered as a
+    duplicate from its stored payload hash, nothing written but the uploads;
+(c) PostgreSQL's ``COPY ... FROM STDIN`` (binary) of the very rows (a) stored in
+    ``tolling_tolltransaction``, into a table created ``LIKE`` it ``INCLUDING ALL``
+    (the same columns, defaults, checks and indexes; no foreign keys), best of three,
+    each committed.
+
+Exits 2 when PostgreSQL does not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test"
+CARD_NO = f"6101{1:016d}"
+OBU_NO = f"{6101_0000_0000_0000 + 1:016d}"
+STATION = "S1201005"
+EXIT_LANE = 3
+EXIT = dt.datetime(2026, 11, 21, 10, 30, 0)  # Asia/Shanghai, as the card signs it
+LOCAL = dt.timezone(dt.timedelta(hours=8))
+COPY_RUNS = 3
+MARGIN_FEN = 1_000  # left on the card after the purchases
+
+
+@dataclass
+class Prepared:
+    terminal: Any
+    records: list[dict[str, Any]]
+    card_no: str
+    loaded_fen: int
+    spent_fen: int
+    seconds: dict[str, float]
+
+
+@dataclass
+class Timed:
+    rows: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _database_url(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def _admin(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """An autocommit connection to the server's ``postgres`` database."""
+    return psycopg.connect(url, dbname="postgres", autocommit=True, connect_timeout=5)
+
+
+def _setup_django(url: str, data_dir: str) -> None:
+    """Points Django at the scratch database and data directory, then sets it up."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "etcnet.settings"
+    os.environ["DATABASE_URL"] = url
+    os.environ["ETCNET_DATA_DIR"] = data_dir
+    for name in ("ETCNET_KEYS_FILE", "ETCNET_CARD_DIR", "MEDIA_ROOT", "STATIC_ROOT"):
+        os.environ.pop(name, None)  # everything under the temporary data directory
+    os.environ.pop("ETCNET_KEYS", None)  # the vault reads the generated file only
+    os.environ["ETCNET_SMS_SENDER"] = "etcnet.core.sms.MemorySmsSender"
+    os.environ["DEBUG"] = "false"  # no query log growing with every statement
+    import django
+
+    django.setup()
+
+
+def _prepare(count: int) -> Prepared:
+    """Everything up to N purchase records with valid TACs (not timed in the rates)."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from etcnet.cards import devices, vault
+    from etcnet.cards import services as cards
+    from etcnet.cards.models import CardUnit, UnitKind
+    from etcnet.issuance import services as issuance
+    from etcnet.issuance.models import Outlet
+    from etcnet.network import services as network
+    from etcnet.smartcard import ops
+    from etcnet.smartcard.transport import open_emulated
+    from etcnet.tolling import services as tolling
+
+    # The test helpers of the repository's root conftest.py, loaded by name so that
+    # mypy checks this module, not the test helpers.
+    helpers: Any = importlib.import_module("conftest")
+    complete_application, make_user, photo = (
+        helpers.complete_application,
+        helpers.make_user,
+        helpers.photo,
+    )
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    call_command("migrate", verbosity=0, interactive=False)
+    seconds["migrate"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    key_file = os.path.join(str(settings.DATA_DIR), "keys.json")
+    vault.generate_key_file(Path(key_file))
+    settings.ETCNET_KEYS_FILE = key_file
+    vault.reset_cache()
+
+    operator = make_user("olga", "center_operator")
+    outlet = Outlet.objects.create(code="610101001", name="西安城南网点")
+    clerk = make_user("alice", "issuance_clerk", outlet=outlet)
+    network.import_bundle(
+        _demo_bundle(), effective_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), actor=operator
+    )
+    network.add_lane(STATION, number=EXIT_LANE, direction="exit", lane_type="mixed", actor=operator)
+    cards.receive_batch(
+        kind=UnitKind.CARD, reference="C-BENCH", serials=[CARD_NO], emulated=True, actor=clerk
+    )
+    cards.receive_batch(
+        kind=UnitKind.OBU, reference="O-BENCH", serials=[OBU_NO], emulated=True, actor=clerk
+    )
+    application = complete_application(clerk)
+    if not issuance.submit_application(application.pk, actor=clerk).approved:
+        raise RuntimeError("the sample application was not approved")
+    binding = cards.issue(
+        application.pk, card_no=CARD_NO, contract_no=OBU_NO, card_type=22, actor=clerk
+    )
+    cards.activate(binding.pk, photo=photo("obu"), actor=clerk)
+    amounts = [1 + i % 5 for i in range(count)]
+    spent = sum(amounts)
+    loaded, target = 0, spent + MARGIN_FEN
+    while loaded < target:
+        amount = min(cards.MAX_TOP_UP_FEN, target - loaded)
+        cards.top_up(
+            CARD_NO,
+            amount_fen=amount,
+            channel="cash",
+            idempotency_key=f"bench-{loaded}",
+            actor=clerk,
+        )
+        loaded += amount
+    terminal, _secret, psam_file = tolling.register_terminal(
+        "HH-BENCH", station_id=STATION, lanes=[EXIT_LANE], actor=operator
+    )
+    seconds["setup"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    card_t = devices.open_unit(CardUnit.objects.get(card_no=CARD_NO))
+    psam_t = open_emulated(psam_file)
+    records = []
+    for i, amount in enumerate(amounts):
+        when = EXIT + dt.timedelta(seconds=7 * i)
+        result = ops.purchase(card_t, psam_t, amount=amount, when=when)
+        records.append(_record(result, seq=i + 1, when=when))
+    seconds["purchases"] = time.perf_counter() - start
+    return Prepared(terminal, records, CARD_NO, loaded, spent, seconds)
+
+
+def _demo_bundle() -> Path:
+    import etcnet.network
+
+    return Path(etcnet.network.__file__).resolve().parent / "demo_bundle"
+
+
+def _record(result: Any, *, seq: int, when: dt.datetime) -> dict[str, Any]:
+    """The upload record a terminal sends for a completed purchase (as in the tests)."""
+    return {
+        "seq": seq,
+        "lane": EXIT_LANE,
+        "exit_time": when.replace(tzinfo=LOCAL).isoformat(),
+        "entry_station": "S1201001",
+        "card_no": result.card_no,
+        "plate": "陕A12345",
+        "plate_color": 0,
+        "vehicle_class": 1,
+        "method": "path",
+        "fee_fen": result.amount,
+        "discount_fen": 0,
+        "payable_fen": result.amount,
+        "payment_type": 22,
+        "amount_fen": result.amount,
+        "trans_type": result.trans_type,
+        "terminal_trans_seq": int.from_bytes(result.terminal_seq, "big"),
+        "tac": result.tac.hex().upper(),
+        "collector": "carl",
+        "shift": "S1",
+    }
+
+
+def _ingest_all(
+    terminal: Any, records: list[dict[str, Any]], batch: int, prefix: str
+) -> tuple[Timed, dict[str, int]]:
+    """Times ingest of ``records`` in uploads of ``batch``; the answers by result."""
+    from etcnet.tolling.services import ingest
+
+    results: dict[str, int] = {}
+    start = time.perf_counter()
+    for number, first in enumerate(range(0, len(records), batch)):
+        answer = ingest(
+            terminal, upload_key=f"{prefix}-{number:06d}", records=records[first : first + batch]
+        )
+        for item in answer["results"]:
+            results[item["result"]] = results.get(item["result"], 0) + 1
+    return Timed(len(records), time.perf_counter() - start), results
+
+
+def _counts() -> dict[str, int]:
+    from etcnet.cards.models import JournalEntry, Posting
+    from etcnet.core.models import AuditEvent
+    from etcnet.tolling.models import TollTransaction, Upload
+
+    return {
+        "transactions": TollTransaction.objects.count(),
+        "audit events": AuditEvent.objects.count(),
+        "journal entries": JournalEntry.objects.count(),
+        "postings": Posting.objects.count(),
+        "uploads": Upload.objects.count(),
+    }
+
+
+def _verify(prepared: Prepared) -> list[str]:
+    """What must hold after the ingest; an empty list when it all does."""
+    from etcnet.cards import devices, ledger
+    from etcnet.cards.models import CardUnit
+    from etcnet.tolling.models import TollTransaction
+
+    problems = list(ledger.check())
+    n = len(prepared.records)
+    good = TollTransaction.objects.filter(status="accepted", tac_verified=True).count()
+    if good != n or TollTransaction.objects.count() != n:
+        problems.append(f"{good} of {n} transactions accepted with a verified TAC")
+    card = CardUnit.objects.get(card_no=prepared.card_no)
+    expected = prepared.loaded_fen - prepared.spent_fen
+    on_card = devices.read_card(card).balance
+    if card.shadow_balance_fen != expected or on_card != expected:
+        problems.append(
+            f"balance: shadow {card.shadow_balance_fen}, card {on_card}, expected {expected}"
+        )
+    if ledger.balance(ledger.TOLLS_PAYABLE) != -prepared.spent_fen:
+        problems.append(f"tolls payable {ledger.balance(ledger.TOLLS_PAYABLE)}")
+    return problems
+
+
+def _copy_rate(url: str) -> tuple[Timed, int]:
+    """PostgreSQL's COPY FROM STDIN of the stored transaction rows: best of three."""
+    with psycopg.connect(url) as conn:
+        data = bytearray()
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY (SELECT * FROM tolling_tolltransaction ORDER BY id) TO STDOUT (FORMAT binary)"
+            ) as copy,
+        ):
+            for chunk in copy:
+                data += chunk
+        rows = conn.execute("SELECT count(*) FROM tolling_tolltransaction").fetchone()
+        count = int(rows[0]) if rows else 0
+        conn.execute("CREATE TABLE bench_copy (LIKE tolling_tolltransaction INCLUDING ALL)")
+        conn.commit()
+        best = float("inf")
+        for _ in range(COPY_RUNS):
+            conn.execute("TRUNCATE bench_copy")
+            conn.commit()
+            start = time.perf_counter()
+            with (
+                conn.cursor() as cur,
+                cur.copy("COPY bench_copy FROM STDIN (FORMAT binary)") as copy,
+            ):
+                copy.write(bytes(data))
+            conn.commit()
+            best = min(best, time.perf_counter() - start)
+        copied = conn.execute("SELECT count(*) FROM bench_copy").fetchone()
+        if not copied or int(copied[0]) != count:
+            raise RuntimeError("COPY did not store every row")
+    return Timed(count, best), len(data)
+
+
+def _show(conn: psycopg.Connection[tuple[Any, ...]], setting: str) -> str:
+    row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(setting))).fetchone()
+    return str(row[0]) if row else "?"
+
+
+def _drop(admin: psycopg.Connection[tuple[Any, ...]], name: str) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__)
+    parser.add_argument("--records", type=int, default=2000, help="purchases (default 2000)")
+    parser.add_argument("--batch", type=int, default=100, help="records per upload (100)")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_URL,
+        help=f"a PostgreSQL server to create the scratch database on (default {DEFAULT_URL})",
+    )
+    args = parser.parse_args(argv)
+    if args.records < 1 or args.batch < 1:
+        parser.error("--records and --batch must be positive")
+    try:
+        admin = _admin(args.database_url)
+    except psycopg.OperationalError as error:
+        out.write(f"PostgreSQL does not answer at {args.database_url}: {error}\n")
+        return 2
+    name = f"etcnet_bench_{os.getpid()}"
+    url = _database_url(args.database_url, name)
+    data_dir = tempfile.mkdtemp(prefix="etcnet-bench-")
+    try:
+        with admin:
+            version = ", ".join(
+                f"{setting} {_show(admin, setting)}"
+                for setting in ("server_version", "fsync", "synchronous_commit")
+            )
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            try:
+                return _run(args.records, args.batch, url, name, version, data_dir, out)
+            finally:
+                _drop(admin, name)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _run(
+    count: int, batch: int, url: str, name: str, version: str, data_dir: str, out: TextIO
+) -> int:
+    # Django is set up here, after the environment names the scratch database.
+    parts = urlsplit(url)
+    _setup_django(url, data_dir)
+    out.write(
+        f"etcnet ingest benchmark: PostgreSQL at {parts.hostname}:{parts.port or 5432}"
+        f" ({version}), scratch database {name}\n"
+    )
+    out.flush()
+    prepared = _prepare(count)
+    s = prepared.seconds
+    out.write(
+        f"preparation (not timed below): {sum(s.values()):.1f} s = migrate {s['migrate']:.1f} s"
+        f" + setup {s['setup']:.1f} s + {count:,} purchases on the emulated card and PSAM"
+        f" {s['purchases']:.1f} s\n"
+    )
+    before = _counts()
+    fresh, fresh_results = _ingest_all(prepared.terminal, prepared.records, batch, "up")
+    after = _counts()
+    problems = _verify(prepared)
+    again, again_results = _ingest_all(prepared.terminal, prepared.records, batch, "again")
+    if _counts()["transactions"] != after["transactions"] or again_results != {"duplicate": count}:
+        problems.append(f"re-sent records answered {again_results}")
+    if fresh_results != {"accepted": count}:
+        problems.append(f"first ingest answered {fresh_results}")
+    copied, size = _copy_rate(url)
+
+    uploads = -(-count // batch)
+    rows = (
+        (f"center ingest, {uploads} uploads of {batch} (new records)", fresh),
+        ("center ingest, the same records re-sent (duplicates)", again),
+        (f"PostgreSQL COPY FROM STDIN, binary, best of {COPY_RUNS}", copied),
+    )
+    out.write(f"\n{'':<56} {'rows':>7} {'seconds':>9} {'rows/s':>10}\n")
+    for label, timed in rows:
+        out.write(f"{label:<56} {timed.rows:>7,} {timed.seconds:>9.3f} {timed.rate:>10,.0f}\n")
+    out.write(
+        f"\nCOPY / ingest: {copied.rate / fresh.rate:,.0f}x"
+        f" ({fresh.seconds / count * 1000:.2f} ms per ingested record;"
+        f" COPY moved {size:,} bytes)\n"
+    )
+    written = {k: after[k] - before[k] for k in after}
+    out.write(
+        "ingest wrote, besides the transaction rows: "
+        + ", ".join(f"{v:,} {k}" for k, v in written.items() if k != "transactions")
+        + "\n"
+    )
+    if problems:
+        out.write("CHECK FAILED:\n" + "".join(f"  {p}\n" for p in problems))
+        return 1
+    out.write(
+        f"checked: {count:,} accepted with the TAC verified, re-sent records all duplicates,"
+        f" card and shadow balance {prepared.loaded_fen - prepared.spent_fen:,} fen,"
+        " ledger.check() == []\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
