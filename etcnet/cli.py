@@ -62,7 +62,7 @@ def _center(argv: Sequence[str]) -> int:
     call_command("migrate", interactive=False, verbosity=0)
     if args.action == "demo":
         call_command("load_demo")
-    from waitress import serve  # type: ignore[import-untyped]
+    from waitress import serve
 
     from etcnet.wsgi import application
 

@@ -6,13 +6,13 @@ Each prints one JSON object and a newline to ``out`` and returns the exit status
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from etcnet.core.classification import ClassificationError, classify
+from etcnet.core.cliutil import Parser as _Parser
+from etcnet.core.cliutil import ParserExit as _Exit
+from etcnet.core.cliutil import print_json as _print_json
 from etcnet.core.codes import VehicleCategory
 from etcnet.core.validators import (
     Checked,
@@ -24,7 +24,7 @@ from etcnet.core.validators import (
 )
 
 if TYPE_CHECKING:
-    from _typeshed import SupportsWrite
+    pass
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "check_main", "classify_main"]
 
@@ -39,37 +39,6 @@ _CHECKERS: dict[str, Callable[[str], Checked]] = {
     "phone": check_mobile,
 }
 _KINDS = ("id", "uscc", "vin", "plate", "phone")
-
-
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that never calls sys.exit and prints help to ``out``."""
-
-    def __init__(self, *, out: TextIO, prog: str, description: str) -> None:
-        super().__init__(prog=prog, description=description)
-        self._out = out
-
-    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
-        super().print_help(file or self._out)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _print_json(out: TextIO, payload: object) -> None:
-    out.write(json.dumps(payload, ensure_ascii=False))
-    out.write("\n")
 
 
 def check_main(argv: Sequence[str], out: TextIO) -> int:

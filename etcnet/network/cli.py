@@ -12,19 +12,20 @@ length_m``). Exit status: 0 done; 1 a bad bundle or a trip that cannot be charge
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from etcnet.core.cliutil import Parser as _Parser
+from etcnet.core.cliutil import ParserExit as _Exit
+from etcnet.core.cliutil import print_json as _print_json
 from etcnet.network.bundle import BundleError, Network, read_bundle
 from etcnet.network.engine import FeeEngine, FeeError, Payment
 
 if TYPE_CHECKING:
-    from _typeshed import SupportsWrite
+    pass
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "TABLE_HEADER", "fee_main"]
 
@@ -32,37 +33,6 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 TABLE_HEADER = ("entry", "exit", "vehicle_class", "fee_fen", "length_m")
-
-
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that never calls sys.exit and prints help to ``out``."""
-
-    def __init__(self, *, out: TextIO, prog: str, description: str) -> None:
-        super().__init__(prog=prog, description=description)
-        self._out = out
-
-    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
-        super().print_help(file or self._out)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _print_json(out: TextIO, payload: object) -> None:
-    out.write(json.dumps(payload, ensure_ascii=False))
-    out.write("\n")
 
 
 def _fail(out: TextIO, code: str, message: str, *details: str, **extra: object) -> int:
