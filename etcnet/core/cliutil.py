@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -22,11 +22,15 @@ class ParserExit(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that never calls sys.exit and prints help to ``out``."""
+    """An ArgumentParser that never calls sys.exit and prints help to ``out``.
 
-    def __init__(self, *, out: TextIO, prog: str, description: str) -> None:
-        super().__init__(prog=prog, description=description)
-        self._out = out
+    Sub-commands made with ``add_subparsers().add_parser(..., out=out)`` are
+    parsers of this class too; argparse passes the keywords through.
+    """
+
+    def __init__(self, *, out: TextIO | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._out = out if out is not None else sys.stdout
 
     def print_help(self, file: SupportsWrite[str] | None = None) -> None:
         super().print_help(file or self._out)

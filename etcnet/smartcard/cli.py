@@ -12,52 +12,24 @@ unreadable file. ``card show`` never prints key material.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TextIO
 
+from etcnet.core.cliutil import EXIT_USAGE
+from etcnet.core.cliutil import Parser as _Parser
+from etcnet.core.cliutil import ParserExit as _Exit
 from etcnet.smartcard import crypto
 from etcnet.smartcard.apdu import from_hex
 from etcnet.smartcard.codec import hexu
 from etcnet.smartcard.crypto import Alg
 from etcnet.smartcard.emulator import StateFileError, load_device
 
-if TYPE_CHECKING:
-    from _typeshed import SupportsWrite
-
 __all__ = ["EXIT_OK", "EXIT_USAGE", "card_main", "crypto_main"]
 
 EXIT_OK = 0
-EXIT_USAGE = 2
-
-
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that never calls sys.exit and prints help to ``out``."""
-
-    def __init__(self, *, out: TextIO | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._out = out if out is not None else sys.stdout
-
-    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
-        super().print_help(file or self._out)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _usage(prog: str, message: str) -> int:
