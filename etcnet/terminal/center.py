@@ -1,0 +1,58 @@
+"""The terminal's HTTP client for the center's tolling API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from etcnet.terminal.outbox import CenterUnavailable
+
+__all__ = ["HttpCenter"]
+
+
+class HttpCenter:
+    """Talks to ``base_url`` as terminal ``terminal_id`` with its secret (the
+    Bearer token ``<id>.<secret>`` every call carries)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        terminal_id: str,
+        secret: str,
+        timeout_s: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/api/v1/tolling",
+            headers={"Authorization": f"Bearer {terminal_id}.{secret}"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def upload(self, upload_key: str, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        return self._call("POST", "/uploads", json={"upload_key": upload_key, "records": records})
+
+    def download(self, what: str) -> Mapping[str, Any]:
+        """``station``, ``tariff``, ``status-list`` or ``verifiers``."""
+        return self._call("GET", f"/downloads/{what}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Mapping[str, Any]:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise CenterUnavailable(f"center unreachable: {error}") from error
+        if response.status_code != 200:
+            raise CenterUnavailable(
+                f"center answered {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            body: Mapping[str, Any] = response.json()
+        except ValueError as error:
+            raise CenterUnavailable("center answered with something that is not JSON") from error
+        return body

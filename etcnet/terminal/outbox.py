@@ -1,0 +1,287 @@
+"""The terminal's store of transactions and its outbox to the center.
+
+A transaction is committed here (SQLite, WAL, ``synchronous=FULL``) before the
+collector's screen says success; from then on it is only ever answered, never
+dropped. ``sync_once`` uploads what is due in ``seq`` order with an upload key
+derived from the batch itself, so a retry after a lost answer sends the same key
+and payload and gets the center's first answer back. Transport failures and
+server errors leave the records waiting with an exponential backoff; the center's
+per-record answers (accepted, duplicate, rejected, conflict, invalid) are final.
+
+Pure: the standard library only, no Django, so the rules are unit-tested alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "FINAL_RESULTS",
+    "CenterUnavailable",
+    "Outbox",
+    "OutboxStatus",
+    "SyncReport",
+    "Uploader",
+    "backoff_seconds",
+]
+
+#: The center's per-record answers that end a record's stay in the outbox.
+FINAL_RESULTS = frozenset({"accepted", "duplicate", "rejected", "conflict", "invalid"})
+
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 300.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    record TEXT NOT NULL,
+    committed_utc TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'waiting',
+    answer TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_utc TEXT NOT NULL,
+    answered_utc TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_utc);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class CenterUnavailable(Exception):
+    """The center could not be reached or did not answer usefully; try later."""
+
+
+class Uploader(Protocol):
+    def upload(self, upload_key: str, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """POST the records; the center's answer, or CenterUnavailable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    sent: int
+    answered: dict[str, int]
+    error: str = ""
+    clock_offset_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    waiting: int
+    needs_attention: int
+    last_sync_utc: dt.datetime | None
+    last_error: str
+    clock_offset_ms: int | None
+
+
+def backoff_seconds(attempts: int, *, rand: Callable[[], float] = random.random) -> float:
+    """The wait before attempt ``attempts + 1``: doubling from 2 s, capped at five
+    minutes, with up to 20 % jitter so a station's terminals do not retry in step."""
+    base: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** max(0, attempts - 1))
+    return base * (1.0 + 0.2 * rand())
+
+
+def _iso(moment: dt.datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("outbox times carry their offset")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+class Outbox:
+    """One terminal's store. ``path`` is the SQLite file (created if missing)."""
+
+    def __init__(self, path: str | Path, *, terminal_id: str) -> None:
+        self.terminal_id = terminal_id
+        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- committing ------------------------------------------------------------
+
+    def commit(self, build: Callable[[int], Mapping[str, Any]], *, now: dt.datetime) -> int:
+        """Allocates the next sequence number, builds the record with it and
+        stores both in one transaction; returns the seq. When this returns, the
+        record is on disk."""
+        with self._write() as db:
+            (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
+            seq = int(last) + 1
+            record = dict(build(seq))
+            record["seq"] = seq
+            db.execute(
+                "INSERT INTO outbox (seq, record, committed_utc, next_attempt_utc)"
+                " VALUES (?, ?, ?, ?)",
+                (seq, _dumps(record), _iso(now), _iso(now)),
+            )
+        return seq
+
+    def record(self, seq: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT record FROM outbox WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise KeyError(seq)
+        loaded: dict[str, Any] = json.loads(row[0])
+        return loaded
+
+    def state(self, seq: int) -> tuple[str, dict[str, Any] | None]:
+        row = self._db.execute("SELECT state, answer FROM outbox WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise KeyError(seq)
+        return str(row[0]), (json.loads(row[1]) if row[1] else None)
+
+    # -- syncing ---------------------------------------------------------------
+
+    def due(self, *, now: dt.datetime, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT record FROM outbox WHERE state = 'waiting' AND next_attempt_utc <= ?"
+            " ORDER BY seq LIMIT ?",
+            (_iso(now), limit),
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def upload_key(self, records: Sequence[Mapping[str, Any]]) -> str:
+        """Stable for the same batch: the terminal, the seq range and a digest of
+        the payload, so a retried batch is recognised and a different one is not."""
+        digest = hashlib.sha256(_dumps(list(records)).encode()).hexdigest()[:12]
+        return f"{self.terminal_id}-{records[0]['seq']}-{records[-1]['seq']}-{digest}"[:64]
+
+    def sync_once(
+        self, center: Uploader, *, now: Callable[[], dt.datetime], limit: int = 100
+    ) -> SyncReport:
+        """Uploads one batch of due records and stores the answers. Never raises
+        for a network or server failure: the batch waits with a backoff."""
+        sent_at = now()
+        batch = self.due(now=sent_at, limit=limit)
+        if not batch:
+            return SyncReport(sent=0, answered={})
+        try:
+            answer = center.upload(self.upload_key(batch), batch)
+            results = {int(item["seq"]): dict(item) for item in answer["results"]}
+        except CenterUnavailable as error:
+            self._defer([int(r["seq"]) for r in batch], sent_at, str(error))
+            return SyncReport(sent=len(batch), answered={}, error=str(error))
+        except (KeyError, TypeError, ValueError) as error:
+            message = f"unreadable answer from the center: {error}"
+            self._defer([int(r["seq"]) for r in batch], sent_at, message)
+            return SyncReport(sent=len(batch), answered={}, error=message)
+        received_at = now()
+        offset = _clock_offset_ms(answer.get("server_time"), sent_at, received_at)
+        counts: dict[str, int] = {}
+        missing = []
+        with self._write() as db:
+            for record in batch:
+                seq = int(record["seq"])
+                result = results.get(seq)
+                verdict = str(result.get("result", "")) if result else ""
+                if verdict not in FINAL_RESULTS:
+                    missing.append(seq)
+                    continue
+                counts[verdict] = counts.get(verdict, 0) + 1
+                db.execute(
+                    "UPDATE outbox SET state = ?, answer = ?, answered_utc = ?,"
+                    " attempts = attempts + 1 WHERE seq = ? AND state = 'waiting'",
+                    (verdict, _dumps(result), _iso(received_at), seq),
+                )
+            self._set(db, "last_sync_utc", _iso(received_at))
+            self._set(db, "last_error", "")
+            if offset is not None:
+                self._set(db, "clock_offset_ms", str(offset))
+        if missing:
+            self._defer(missing, received_at, "the center did not answer for these records")
+        return SyncReport(sent=len(batch), answered=counts, clock_offset_ms=offset)
+
+    def sync_all(
+        self, center: Uploader, *, now: Callable[[], dt.datetime], limit: int = 100
+    ) -> list[SyncReport]:
+        """Batches until nothing is due or a batch fails."""
+        reports = []
+        while True:
+            report = self.sync_once(center, now=now, limit=limit)
+            if report.sent:
+                reports.append(report)
+            if report.sent < limit or report.error:
+                return reports
+
+    def _defer(self, seqs: Sequence[int], at: dt.datetime, error: str) -> None:
+        with self._write() as db:
+            for seq in seqs:
+                (attempts,) = db.execute(
+                    "SELECT attempts FROM outbox WHERE seq = ?", (seq,)
+                ).fetchone()
+                wait = dt.timedelta(seconds=backoff_seconds(int(attempts) + 1))
+                db.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_utc = ?"
+                    " WHERE seq = ? AND state = 'waiting'",
+                    (_iso(at + wait), seq),
+                )
+            self._set(db, "last_error", error[:500])
+
+    # -- what the collector sees -------------------------------------------------
+
+    def status(self) -> OutboxStatus:
+        (waiting,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'waiting'"
+        ).fetchone()
+        (attention,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE state IN ('conflict', 'invalid')"
+        ).fetchone()
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        last_sync = meta.get("last_sync_utc")
+        offset = meta.get("clock_offset_ms")
+        return OutboxStatus(
+            waiting=int(waiting),
+            needs_attention=int(attention),
+            last_sync_utc=dt.datetime.fromisoformat(last_sync) if last_sync else None,
+            last_error=meta.get("last_error", ""),
+            clock_offset_ms=int(offset) if offset is not None else None,
+        )
+
+    @staticmethod
+    def _set(db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _clock_offset_ms(
+    server_time: object, sent_at: dt.datetime, received_at: dt.datetime
+) -> int | None:
+    """Center clock minus terminal clock, taking the center's reading as made
+    half-way through the round trip (NTP's simple estimate)."""
+    if not isinstance(server_time, str):
+        return None
+    try:
+        center = dt.datetime.fromisoformat(server_time)
+    except ValueError:
+        return None
+    if center.tzinfo is None:
+        return None
+    midpoint = sent_at + (received_at - sent_at) / 2
+    return round((center - midpoint).total_seconds() * 1000)
