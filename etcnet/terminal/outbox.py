@@ -32,6 +32,7 @@ __all__ = [
     "SyncReport",
     "Uploader",
     "backoff_seconds",
+    "open_store",
 ]
 
 #: The center's per-record answers that end a record's stay in the outbox.
@@ -90,6 +91,16 @@ def backoff_seconds(attempts: int, *, rand: Callable[[], float] = random.random)
     return base * (1.0 + 0.2 * rand())
 
 
+def open_store(path: str | Path, schema: str) -> sqlite3.Connection:
+    """The terminal's SQLite file, durable: WAL, every commit synced to disk,
+    autocommit outside explicit ``BEGIN``; ``schema`` is created if missing."""
+    db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
+    return db
+
+
 def _iso(moment: dt.datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("outbox times carry their offset")
@@ -101,10 +112,7 @@ class Outbox:
 
     def __init__(self, path: str | Path, *, terminal_id: str) -> None:
         self.terminal_id = terminal_id
-        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_store(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

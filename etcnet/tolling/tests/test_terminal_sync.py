@@ -1,4 +1,4 @@
-"""The terminal's outbox against the real center over HTTP: purchases made with
+"""The terminal's outbox and reference data against the real center over HTTP: purchases made with
 the terminal's PSAM reach the center once, through a center outage and through
 an answer lost on the way back."""
 
@@ -12,9 +12,11 @@ import httpx
 import pytest
 from django.contrib.auth.models import Group
 
+from etcnet.cards import services as cards
 from etcnet.core.roles import Role
 from etcnet.terminal.center import HttpCenter
 from etcnet.terminal.outbox import Outbox
+from etcnet.terminal.reference import DOCUMENTS, ReferenceData
 from etcnet.tolling.models import TollTransaction
 from etcnet.tolling.tests.test_ingest import purchase, record
 
@@ -115,3 +117,31 @@ def test_a_terminal_with_a_wrong_secret_uploads_nothing(live_server, terminal, c
     assert "401" in report.error
     assert outbox.status().waiting == 1
     assert TollTransaction.objects.count() == 0
+
+
+def test_the_terminal_downloads_its_reference_data_and_checks_the_list_offline(
+    live_server, terminal, card, clerk, tmp_path
+):
+    term, secret, _ = terminal
+    cards.report_loss(card.card_no, reason="lost at the station", actor=clerk)
+    data = ReferenceData(tmp_path / "terminal.sqlite3")
+    center = HttpCenter(live_server.url, terminal_id=term.terminal_id, secret=secret)
+
+    report = data.refresh(center, now=utc_now())
+    assert report.failed == {}
+    assert set(report.updated) == set(DOCUMENTS)
+    assert data.status_list().lookup("card", card.card_no) == (1,)  # 卡挂失
+    station = data.get("station")
+    assert station is not None
+    assert [lane["number"] for lane in station["lanes"] if lane["allowed"]] == [3]
+
+    # The center goes away: the terminal keeps what it has and says how old it is.
+    gone = HttpCenter(f"http://127.0.0.1:{closed_port()}", terminal_id="HH-0001", secret=secret)
+    later = utc_now() + dt.timedelta(hours=2)
+    report = data.refresh(gone, now=later)
+    assert report.updated == ()
+    assert set(report.failed) == set(DOCUMENTS)
+    assert data.status_list().lookup("card", card.card_no) == (1,)
+    age = data.age("status-list", now=later)
+    assert age is not None
+    assert age >= dt.timedelta(hours=2)

@@ -1,0 +1,89 @@
+"""The terminal's downloaded reference data: replaced whole or kept, with its age."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from etcnet.terminal.outbox import CenterUnavailable
+from etcnet.terminal.reference import CachedStatusList, ReferenceData
+
+T0 = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+
+DOCS: dict[str, dict[str, Any]] = {
+    "station": {"lanes": [{"number": 3, "enabled": True, "allowed": True}]},
+    "tariff": {"version": 1, "minimum_fees": [{"entry": "S1", "fee_fen": 500}]},
+    "status-list": {"entries": [{"medium": "card", "id": "6101", "types": [4, 1]}]},
+    "verifiers": {"users": [{"username": "carl", "verifier": "argon2$…"}]},
+}
+
+
+class Center:
+    def __init__(self, docs: Mapping[str, Any]) -> None:
+        self.docs = dict(docs)
+        self.down: set[str] = set()
+
+    def download(self, what: str) -> Mapping[str, Any]:
+        if what in self.down:
+            raise CenterUnavailable("connection refused")
+        return self.docs[what]
+
+
+@pytest.fixture
+def data(tmp_path: Any) -> ReferenceData:
+    return ReferenceData(tmp_path / "terminal.sqlite3")
+
+
+def test_a_refresh_stores_every_document_with_its_time(data):
+    report = data.refresh(Center(DOCS), now=T0)
+    assert set(report.updated) == set(DOCS)
+    assert report.failed == {}
+    assert data.get("tariff") == DOCS["tariff"]
+    assert data.age("verifiers", now=T0 + dt.timedelta(hours=3)) == dt.timedelta(hours=3)
+
+
+def test_a_failed_download_keeps_the_old_copy_and_says_so(data):
+    center = Center(DOCS)
+    data.refresh(center, now=T0)
+    center.down = {"status-list"}
+    center.docs["tariff"] = {"version": 2}  # no minimum_fees: not a tariff
+    center.docs["station"] = {"lanes": []}
+    report = data.refresh(center, now=T0 + dt.timedelta(hours=1))
+    assert report.updated == ("station", "verifiers")
+    assert report.failed == {
+        "tariff": "the center's tariff has no 'minimum_fees' list",
+        "status-list": "connection refused",
+    }
+    assert data.get("tariff") == DOCS["tariff"]
+    assert data.fetched_at("status-list") == T0
+    assert data.get("station") == {"lanes": []}
+
+
+def test_the_copy_survives_a_restart(tmp_path):
+    first = ReferenceData(tmp_path / "t.sqlite3")
+    first.refresh(Center(DOCS), now=T0)
+    first.close()
+    assert ReferenceData(tmp_path / "t.sqlite3").status_list().lookup("card", "6101") == (1, 4)
+
+
+def test_never_downloaded_means_no_age_and_an_empty_list(data):
+    assert data.age("station", now=T0) is None
+    assert data.get("station") is None
+    assert data.status_list().lookup("card", "6101") == ()
+
+
+def test_the_status_list_check_looks_up_by_medium_and_id():
+    check = CachedStatusList(
+        {"entries": [{"medium": "obu", "id": "6101000000000001", "types": [3]}]}
+    )
+    assert check.lookup("obu", "6101000000000001") == (3,)
+    assert check.lookup("card", "6101000000000001") == ()
+    assert len(check) == 1
+
+
+def test_times_without_an_offset_are_refused(data):
+    with pytest.raises(ValueError, match="offset"):
+        data.refresh(Center(DOCS), now=dt.datetime(2026, 11, 21, 10, 0))
