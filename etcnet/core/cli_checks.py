@@ -7,9 +7,10 @@ Each prints one JSON object and a newline to ``out`` and returns the exit status
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from etcnet.core.classification import ClassificationError, classify
+from etcnet.core.cliutil import EXIT_USAGE
 from etcnet.core.cliutil import Parser as _Parser
 from etcnet.core.cliutil import ParserExit as _Exit
 from etcnet.core.cliutil import print_json as _print_json
@@ -23,14 +24,10 @@ from etcnet.core.validators import (
     check_vin,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "check_main", "classify_main"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
-EXIT_USAGE = 2
 
 _CHECKERS: dict[str, Callable[[str], Checked]] = {
     "id": check_resident_id,

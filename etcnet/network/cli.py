@@ -16,22 +16,19 @@ import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
+from etcnet.core.cliutil import EXIT_USAGE
 from etcnet.core.cliutil import Parser as _Parser
 from etcnet.core.cliutil import ParserExit as _Exit
 from etcnet.core.cliutil import print_json as _print_json
 from etcnet.network.bundle import BundleError, Network, read_bundle
 from etcnet.network.engine import FeeEngine, FeeError, Payment
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "TABLE_HEADER", "fee_main"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 TABLE_HEADER = ("entry", "exit", "vehicle_class", "fee_fen", "length_m")
 
 
