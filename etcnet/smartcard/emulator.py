@@ -306,6 +306,7 @@ class SoftCard(_Device):
         0xDC: (0x80, "_update_capp_cache"),
         0x54: (0x80, "_debit"),
         0x52: (0x80, "_credit"),
+        0x5A: (0x80, "_get_transaction_prove"),
         0xD6: (0x04, "_update_binary"),
     }
 
@@ -315,6 +316,7 @@ class SoftCard(_Device):
         *,
         alg: Alg,
         keys: CardKeys,
+        last_prove: dict[str, Any] | None = None,
         f0015: bytes,
         f0016: bytes,
         f0019: bytes,
@@ -343,6 +345,9 @@ class SoftCard(_Device):
         self.pin_tries_left = pin_tries_left
         self.key_version = key_version
         self.key_index = key_index
+        #: The MAC2 and TAC of the last purchase, by its ATC: what GET TRANSACTION
+        #: PROVE (805A) answers when a terminal lost the DEBIT's answer.
+        self.last_prove = last_prove
         # Power-on state.
         self.in_adf = False
         self.current_ef: int | None = None
@@ -453,6 +458,7 @@ class SoftCard(_Device):
                 pin_tries_left=int(state["pin_tries_left"]),
                 key_version=int(state["key_version"]),
                 key_index=int(state["key_index"]),
+                last_prove=state.get("last_prove"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise StateFileError(f"{target}: malformed card state ({error})") from None
@@ -482,6 +488,7 @@ class SoftCard(_Device):
             "pin_tries_left": self.pin_tries_left,
             "key_version": self.key_version,
             "key_index": self.key_index,
+            "last_prove": self.last_prove,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -732,10 +739,32 @@ class SoftCard(_Device):
         self._log(pending["atc"], amount, trans_type, terminal, when)
         if pending["cache"] is not None:
             self.f0019 = pending["cache"]
-        self.save()
         mac2 = crypto.purchase_mac2(self.alg, session_key, amount)
         tac = crypto.purchase_tac(self.alg, self.keys.dtk, amount, trans_type, terminal, seq, when)
+        self.last_prove = {
+            "atc": pending["atc"],
+            "trans_type": trans_type,
+            "mac2": hexu(mac2),
+            "tac": hexu(tac),
+        }
+        self.save()
         return _sw(OK, tac + mac2)
+
+    def _get_transaction_prove(self, command: Command) -> Response:
+        """GET TRANSACTION PROVE (PBOC 805A): P2 the transaction type, data the ATC
+        of the purchase; MAC2 and TAC of that purchase, or 9406 when the card no
+        longer holds them (only the last purchase's are kept)."""
+        if command.p1 != 0x00:
+            return _sw(0x6A86)
+        if command.case not in (3, 4) or len(command.data) != 2:
+            return _sw(0x6700)
+        if not self.in_adf:
+            return _sw(0x6985)
+        proof = self.last_prove
+        atc = int.from_bytes(command.data, "big")
+        if proof is None or proof["atc"] != atc or proof["trans_type"] != command.p2:
+            return _sw(0x9406)
+        return _sw(OK, bytes.fromhex(proof["mac2"]) + bytes.fromhex(proof["tac"]))
 
     def _credit(self, command: Command) -> Response:
         pending, self.pending = self.pending, None

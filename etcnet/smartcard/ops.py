@@ -42,6 +42,7 @@ __all__ = [
     "MacFor",
     "ObuReading",
     "OperationError",
+    "PurchaseIntent",
     "PurchaseResult",
     "activate_obu",
     "exchange",
@@ -56,6 +57,7 @@ __all__ = [
     "read_log",
     "read_obu",
     "secure_update",
+    "transaction_prove",
 ]
 
 #: ``mac_for(challenge4, apdu_without_mac) -> mac4``: the center's vault computes it.
@@ -469,6 +471,39 @@ class PurchaseResult:
         }
 
 
+@dataclass(frozen=True)
+class PurchaseIntent:
+    """A purchase about to be sent to the card (after PSAM MAC1, before 8054):
+    what a terminal stores first, so that a card pulled out while the DEBIT is
+    under way can be settled from the card's log and 805A on the next read."""
+
+    card_no: str
+    trans_type: int
+    amount: int
+    when: datetime.datetime
+    balance_before: int
+    offline_atc: int
+    terminal_no: bytes
+    terminal_seq: bytes
+
+
+def transaction_prove(t: Transport, *, atc: int, trans_type: int) -> tuple[bytes, bytes] | None:
+    """GET TRANSACTION PROVE (805A): the MAC2 and TAC of the purchase numbered
+    ``atc``, or None when the card no longer holds them (9406)."""
+    _select(t, FID_ADF)
+    try:
+        answer = exchange(
+            t,
+            Command(0x80, 0x5A, 0x00, trans_type, atc.to_bytes(2, "big"), le=8),
+            what="GET TRANSACTION PROVE",
+        )
+    except CardError as error:
+        if error.sw == 0x9406:
+            return None
+        raise
+    return answer[0:4], answer[4:8]
+
+
 def purchase_key_index(f0015: Card0015) -> int:
     """The key index a terminal sends in 8050: 41 when the card version's high nibble
     is 5 (SM4 cards in etcnet's profile), 01 otherwise (§1.5)."""
@@ -484,12 +519,15 @@ def purchase(
     trans_type: int = COMPOSITE_TRANS_TYPE,
     record0019: Card0019 | None = None,
     key_index: int | None = None,
+    before_debit: Callable[[PurchaseIntent], None] | None = None,
 ) -> PurchaseResult:
     """The lane purchase of §1.5: 8050, (80DC), PSAM 8070, 8054, PSAM 8072.
 
     ``trans_type`` 09 is the composite (CAPP) purchase, 06 the ordinary one. If the
     card is pulled before 8054 reaches it, nothing was debited: the error propagates
-    and the whole sequence may simply be run again."""
+    and the whole sequence may simply be run again. ``before_debit`` is called
+    with the purchase just before 8054 is sent (a terminal stores it durably);
+    from then on a lost answer is settled with the log and ``transaction_prove``."""
     if trans_type not in (COMPOSITE_TRANS_TYPE, PURCHASE_TRANS_TYPE):
         raise OperationError("trans_type is 09 (composite) or 06 (ordinary purchase)")
     if record0019 is not None and trans_type != COMPOSITE_TRANS_TYPE:
@@ -540,6 +578,19 @@ def purchase(
         what="PSAM MAC1",
     )
     seq, mac1 = psam_answer[0:4], psam_answer[4:8]
+    if before_debit is not None:
+        before_debit(
+            PurchaseIntent(
+                card_no=f0015.card_no,
+                trans_type=trans_type,
+                amount=amount,
+                when=when,
+                balance_before=balance,
+                offline_atc=int.from_bytes(atc, "big"),
+                terminal_no=terminal,
+                terminal_seq=seq,
+            )
+        )
     debit = exchange(
         card_t, Command(0x80, 0x54, 0x01, 0x00, seq + stamp + mac1, le=8), what="DEBIT"
     )

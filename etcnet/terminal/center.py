@@ -38,6 +38,22 @@ class HttpCenter:
     def upload(self, upload_key: str, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
         return self._call("POST", "/uploads", json={"upload_key": upload_key, "records": records})
 
+    def login(self, username: str, password: str) -> Mapping[str, Any] | None:
+        """The user's roles and verifier when the center accepts the password,
+        None when it refuses (403); CenterUnavailable when it cannot say."""
+        try:
+            response = self._client.post(
+                "/logins", json={"username": username, "password": password}
+            )
+        except httpx.HTTPError as error:
+            raise CenterUnavailable(f"center unreachable: {error}") from error
+        if response.status_code == 403:
+            return None
+        if response.status_code != 200:
+            raise CenterUnavailable(f"center answered {response.status_code}")
+        body: Mapping[str, Any] = response.json()
+        return body
+
     def download(self, what: str) -> Mapping[str, Any]:
         """``station``, ``tariff``, ``status-list`` or ``verifiers``."""
         return self._call("GET", f"/downloads/{what}")

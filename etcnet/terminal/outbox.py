@@ -129,10 +129,16 @@ class Outbox:
 
     # -- committing ------------------------------------------------------------
 
-    def commit(self, build: Callable[[int], Mapping[str, Any]], *, now: dt.datetime) -> int:
+    def commit(
+        self,
+        build: Callable[[int], Mapping[str, Any]],
+        *,
+        now: dt.datetime,
+        also: Callable[[sqlite3.Connection, int], None] | None = None,
+    ) -> int:
         """Allocates the next sequence number, builds the record with it and
-        stores both in one transaction; returns the seq. When this returns, the
-        record is on disk."""
+        stores both in one transaction, with whatever ``also(db, seq)`` writes
+        to the same file; returns the seq. When this returns, all of it is on disk."""
         with self._write() as db:
             (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
             seq = int(last) + 1
@@ -143,7 +149,24 @@ class Outbox:
                 " VALUES (?, ?, ?, ?)",
                 (seq, _dumps(record), _iso(now), _iso(now)),
             )
+            if also is not None:
+                also(db, seq)
         return seq
+
+    def records_where(self, key: str, value: str) -> list[dict[str, Any]]:
+        """The stored records whose ``key`` is ``value`` (a shift's, for its totals)."""
+        rows = self._db.execute(
+            "SELECT record FROM outbox WHERE json_extract(record, ?) = ? ORDER BY seq",
+            (f"$.{key}", value),
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def recent(self, limit: int = 20) -> list[tuple[int, str, dict[str, Any]]]:
+        """The newest records with their state, for the collector's list."""
+        rows = self._db.execute(
+            "SELECT seq, state, record FROM outbox ORDER BY seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
 
     def record(self, seq: int) -> dict[str, Any]:
         row = self._db.execute("SELECT record FROM outbox WHERE seq = ?", (seq,)).fetchone()

@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router, Schema
 from ninja.security import HttpBearer
@@ -43,6 +43,27 @@ def upload(request: HttpRequest, payload: UploadIn) -> Any:
     `idempotency_conflict`. `server_time` lets the terminal measure its clock offset."""
     terminal: Terminal = request.auth  # type: ignore[attr-defined]
     return services.ingest(terminal, upload_key=payload.upload_key[:64], records=payload.records)
+
+
+class LoginIn(Schema):
+    username: str
+    password: str
+
+
+@router.post("/logins")
+def login(request: HttpRequest, payload: LoginIn) -> Any:
+    """A collector or station master signing in at this terminal: 200 with their
+    roles and password verifier (for the terminal's offline sign-in), or 403
+    `login_refused` for wrong credentials or a user who works neither role."""
+    terminal: Terminal = request.auth  # type: ignore[attr-defined]
+    found = services.login(
+        terminal, username=payload.username[:150], password=payload.password[:200], request=request
+    )
+    if found is None:
+        return HttpResponse(
+            b'{"code": "login_refused"}', status=403, content_type="application/json"
+        )
+    return {**found, "server_time": timezone.now().isoformat()}
 
 
 @router.get("/downloads/station")
@@ -105,11 +126,26 @@ def tariff(request: HttpRequest) -> Any:
                     "length_m": length,
                 }
             )
+    network = engine.network
     return {
         "version": version.number,
         "effective_at": version.effective_at.isoformat(),
         "discount_bp": version.discount_bp,
         "minimum_fees": rows,
+        # The whole network, so the terminal's own fee engine charges offline
+        # exactly as the center does (farthest entry, open road, exempt kinds).
+        "network": {
+            "owners": [[o.owner_id, o.name] for o in network.owners.values()],
+            "nodes": [
+                [n.node_id, n.name, n.kind, n.hex, n.network] for n in network.nodes.values()
+            ],
+            "intervals": [
+                [i.interval_id, i.from_node, i.to_node, i.length_m, i.owner_id, i.gantry_id]
+                for i in network.intervals.values()
+            ],
+            "fees": [[k, c, fee] for (k, c), fee in network.fees.items()],
+            "open_fees": [[k, c, fee] for (k, c), fee in network.open_fees.items()],
+        },
         "server_time": timezone.now().isoformat(),
     }
 

@@ -76,11 +76,32 @@ class DisputeCode(models.IntegerChoices):
     OTHER = 100, _("Other")
 
 
+class Direction(models.TextChoices):
+    ENTRY = "entry", _("Entry")
+    EXIT = "exit", _("Exit")
+
+
+class SpecialCase(models.TextChoices):
+    """特情: what the collector resolved at the lane, recorded with a reason."""
+
+    STATUS_LIST = "status_list", _("Card or OBU on the status list")
+    EXPIRED = "expired", _("Card or OBU expired")
+    MISMATCH = "mismatch", _("Card, OBU and vehicle do not match")
+    NO_ENTRY = "no_entry", _("No entry information")
+    INSUFFICIENT_BALANCE = "insufficient_balance", _("Insufficient balance")
+    EXEMPT = "exempt", _("Exempt vehicle")
+    MINIMUM_FEE = "minimum_fee", _("Minimum fee charged")
+    GREY_COMPLETED = "grey_completed", _("Interrupted purchase completed")
+
+
 class TollTransaction(models.Model):
-    """An exit transaction as a terminal recorded it, with the center's verdict."""
+    """A lane transaction as a terminal recorded it (an exit, or an entry on a
+    closed-road entry lane, whose `exit_time` is then the entry's lane time),
+    with the center's verdict."""
 
     terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, related_name="transactions")
     seq = models.PositiveBigIntegerField()
+    direction = models.CharField(max_length=5, choices=Direction.choices, default=Direction.EXIT)
     payload_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=RecordStatus.choices)
     dispute_code = models.PositiveSmallIntegerField(
@@ -117,6 +138,16 @@ class TollTransaction(models.Model):
     terminal_trans_seq = models.PositiveBigIntegerField(null=True, blank=True)
     tac = models.CharField(max_length=8, blank=True)
     tac_verified = models.BooleanField(default=False)
+
+    axles = models.PositiveSmallIntegerField(null=True, blank=True)
+    total_weight_kg = models.PositiveIntegerField(null=True, blank=True)
+    weight_limit_kg = models.PositiveIntegerField(null=True, blank=True)
+    overweight = models.BooleanField(default=False)
+    special_case = models.CharField(
+        max_length=24, choices=SpecialCase.choices, blank=True, db_index=True
+    )
+    special_reason = models.CharField(max_length=200, blank=True)
+    photo = models.FileField(upload_to="tolling/%Y/%m/", max_length=200, blank=True)
 
     collector = models.CharField(max_length=20, blank=True)
     shift = models.CharField(max_length=20, blank=True)

@@ -9,6 +9,8 @@ records already stored (as duplicates) and never stores twice.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import authenticate as authenticate_user
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -30,10 +34,13 @@ from etcnet.core import audit
 from etcnet.core.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
 from etcnet.core.roles import Role, has_role
 from etcnet.core.validators import gettext_noop
+from etcnet.issuance import images
 from etcnet.network.models import Lane, LaneDirection, Node, NodeKind
 from etcnet.tolling.models import (
+    Direction,
     DisputeCode,
     RecordStatus,
+    SpecialCase,
     Terminal,
     TollTransaction,
     Upload,
@@ -132,6 +139,38 @@ def authenticate(terminal_id: str, secret: str) -> Terminal | None:
     return terminal
 
 
+def login(
+    terminal: Terminal, *, username: str, password: str, request: Any
+) -> dict[str, Any] | None:
+    """A collector or station master signing in at a terminal, checked by the
+    center: their roles and password verifier (Django's salted hash, never the
+    password), which the terminal keeps for an offline sign-in later. None when
+    the credentials are wrong or the user works neither role. Audits
+    `tolling.terminal_login` either way; repeated failures lock the user out
+    like a console sign-in (django-axes sees the request)."""
+    user = authenticate_user(request, username=username, password=password)
+    roles = sorted(
+        r
+        for r in (Role.TOLL_COLLECTOR, Role.STATION_MASTER)
+        if user is not None and has_role(user, r)
+    )
+    with transaction.atomic(durable=True):
+        audit.record(
+            actor=f"terminal {terminal.terminal_id}",
+            action="tolling.terminal_login" if roles else "tolling.terminal_login_refused",
+            subject=terminal,
+            after={"username": username[:150], "roles": roles},
+        )
+    if user is None or not roles:
+        return None
+    return {
+        "username": user.username,
+        "name": user.get_full_name() or user.username,
+        "roles": roles,
+        "verifier": user.password,
+    }
+
+
 def _hash(value: Any) -> str:
     return hashlib.sha256(
         json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()
@@ -192,7 +231,15 @@ def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, A
     if fields is None:
         # A record that cannot even be read is kept too, for operators.
         return _store_rejected_shell(terminal, seq, record_hash, record, problem)
+    photo = fields.pop("photo")
     status, code, reason = _verdict(terminal, fields)
+    if isinstance(photo, FieldIssue):
+        status, code, reason = (
+            RecordStatus.REJECTED,
+            int(DisputeCode.DATA_FIELD),
+            f"vehicle photo: {photo.code}",
+        )
+        photo = None
     if status == RecordStatus.ACCEPTED and fields["payment_type"] in CARD_PAYMENTS:
         # The purchase is its own transaction, idempotent by the PSAM's terminal
         # number and sequence: a crash before the record below is stored is
@@ -212,7 +259,7 @@ def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, A
             fields["tac_verified"] = (
                 status == RecordStatus.ACCEPTED and fields["payment_type"] in CARD_PAYMENTS
             )
-            txn = TollTransaction.objects.create(
+            txn = TollTransaction(
                 terminal=terminal,
                 seq=seq,
                 payload_hash=record_hash,
@@ -222,6 +269,11 @@ def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, A
                 received_at=timezone.now(),
                 **fields,
             )
+            if photo is not None:
+                txn.photo.save(
+                    f"{terminal.terminal_id}-{seq}.{photo.extension}", photo.content, save=False
+                )
+            txn.save()
             audit.record(
                 actor=f"terminal {terminal.terminal_id}",
                 action=f"tolling.transaction_{status}",
@@ -256,7 +308,14 @@ def _time(value: Any) -> dt.datetime:
 def _fields(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, Any]:
     """The record's columns; KeyError/ValueError/TypeError when malformed."""
     entry_time = record.get("entry_time")
+    direction = str(record.get("direction") or Direction.EXIT)
+    special = str(record.get("special_case") or "")
+    if direction not in Direction.values:
+        raise ValueError(f"direction is entry or exit, not {direction!r}")
+    if special and special not in SpecialCase.values:
+        raise ValueError(f"unknown special case {special!r}")
     return {
+        "direction": direction,
         "station": terminal.station,
         "lane_number": int(record["lane"]),
         "exit_time": _time(record["exit_time"]),
@@ -282,7 +341,32 @@ def _fields(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, Any]:
         "collector": str(record.get("collector") or "")[:20],
         "shift": str(record.get("shift") or "")[:20],
         "authorised_by": str(record.get("authorised_by") or "")[:20],
+        "axles": _optional_int(record.get("axles")),
+        "total_weight_kg": _optional_int(record.get("total_weight_kg")),
+        "weight_limit_kg": _optional_int(record.get("weight_limit_kg")),
+        "overweight": bool(record.get("overweight", False)),
+        "special_case": special,
+        "special_reason": str(record.get("special_reason") or "")[:200],
+        "photo": _photo(record.get("photo_jpeg")),
     }
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+def _photo(encoded: Any) -> images.PreparedImage | FieldIssue | None:
+    """The vehicle photo the collector took (提交图片数据), base64 in the record:
+    checked and re-encoded like every uploaded photo."""
+    if not encoded:
+        return None
+    try:
+        raw = base64.b64decode(str(encoded), validate=True)
+    except (binascii.Error, ValueError):
+        return FieldIssue(
+            "photo_jpeg", "file_not_image", gettext_noop("Upload a JPEG or PNG photo.")
+        )
+    return images.prepare(SimpleUploadedFile("vehicle.jpg", raw))
 
 
 def _store_rejected_shell(
@@ -328,13 +412,16 @@ def _store_rejected_shell(
 
 def _verdict(terminal: Terminal, f: Mapping[str, Any]) -> tuple[str, int | None, str]:
     """Accept, or reject with the §6.2 dispute code and a reason."""
-    lane = terminal.lanes.filter(number=f["lane_number"], direction=LaneDirection.EXIT).first()
+    direction = LaneDirection.ENTRY if f["direction"] == Direction.ENTRY else LaneDirection.EXIT
+    lane = terminal.lanes.filter(number=f["lane_number"], direction=direction).first()
     if lane is None:
         return (
             RecordStatus.REJECTED,
             int(DisputeCode.NOT_ALLOWED),
-            "lane not allowed for this terminal",
+            f"not an {direction} lane this terminal may work",
         )
+    if f["direction"] == Direction.ENTRY:
+        return RecordStatus.ACCEPTED, None, ""
     if f["payable_fen"] < 0 or f["fee_fen"] < 0 or f["payable_fen"] > f["fee_fen"] + 50:
         return RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD), "fee fields do not add up"
     if f["payment_type"] not in CARD_PAYMENTS:
