@@ -10,6 +10,7 @@
     etcnet network import|export DIR               a network bundle in or out of the database
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
+    etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
     etcnet manage COMMAND ...                      any Django management command
     etcnet COMMAND ...                             the same, for commands without a clash
 
@@ -67,15 +68,156 @@ def _center(argv: Sequence[str]) -> int:
     from etcnet.wsgi import application
 
     print(f"etcnet center on http://{args.host}:{args.port}/  (API docs: /api/v1/docs)", flush=True)
-    serve(
-        application,
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
-        ident="etcnet",
-        # Five photos of at most ETCNET_UPLOAD_MAX_BYTES each, and the form around them.
-        max_request_body_size=64 * 1024 * 1024,
+    terminal = None
+    if args.action == "demo":
+        terminal = _demo_terminal(args.host, args.port)
+    try:
+        serve(
+            application,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="etcnet",
+            # Five photos of at most ETCNET_UPLOAD_MAX_BYTES each, and the form around them.
+            max_request_body_size=64 * 1024 * 1024,
+        )
+    finally:
+        if terminal is not None:
+            terminal.terminate()
+    return 0
+
+
+def _demo_terminal(host: str, port: int) -> object:
+    """The demo handheld beside the center, as its own process: it syncs with
+    the center once the center answers."""
+    import subprocess
+
+    from django.conf import settings
+
+    terminal_port = port + 100
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "etcnet.cli",
+            "terminal",
+            "serve",
+            "--center",
+            f"http://{host}:{port}",
+            "--terminal-id",
+            "HH-DEMO",
+            "--data",
+            str(settings.DATA_DIR / "terminal-HH-DEMO"),
+            "--cards",
+            str(settings.ETCNET_CARD_DIR),
+            "--port",
+            str(terminal_port),
+            "--sync-interval",
+            "5",
+        ]
     )
+    print(
+        f"etcnet terminal HH-DEMO on http://127.0.0.1:{terminal_port}/  "
+        "(sign in as collector / etcnet-demo; station master: master)",
+        flush=True,
+    )
+    return process
+
+
+def _terminal(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="etcnet terminal", description="Run a toll terminal (handheld or lane PC)."
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("serve", help="serve the collector's web UI on this machine")
+    p.add_argument("--center", required=True, help="the center's URL, e.g. http://127.0.0.1:8000")
+    p.add_argument("--terminal-id", required=True)
+    p.add_argument(
+        "--secret-file",
+        help="file holding the terminal's secret (default: $ETCNET_TERMINAL_SECRET, "
+        "else <data>/secret)",
+    )
+    p.add_argument("--data", help="the terminal's folder (default var/terminal-<id>)")
+    p.add_argument("--cards", default="var/cards", help="folder of emulated cards and OBUs")
+    p.add_argument("--psam", help="the PSAM state file (default <cards>/psam-<id>.json)")
+    p.add_argument("--reader", default="", help="a PC/SC reader name instead of emulated cards")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--sync-interval", type=float, default=10.0, help="seconds between syncs")
+    p.add_argument("--clock-warn-ms", type=int, default=2000)
+    p.add_argument("--reference-warn-hours", type=int, default=24)
+    p.add_argument("--offline-login-days", type=int, default=7)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    from pathlib import Path
+
+    data = Path(args.data or f"var/terminal-{args.terminal_id}").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    secret = os.environ.get("ETCNET_TERMINAL_SECRET", "")
+    secret_file = Path(args.secret_file) if args.secret_file else data / "secret"
+    if not secret:
+        if not secret_file.exists():
+            print(
+                f"etcnet terminal: no secret: set ETCNET_TERMINAL_SECRET or write it to "
+                f"{secret_file} (etcnet terminal_register prints it once)",
+                file=sys.stderr,
+            )
+            return 2
+        secret = secret_file.read_text().strip()
+    cards = Path(args.cards).resolve()
+    psam = Path(args.psam or cards / f"psam-{args.terminal_id}.json")
+    if not psam.exists():
+        print(f"etcnet terminal: no PSAM state file at {psam}", file=sys.stderr)
+        return 2
+    os.environ["ETCNET_TERMINAL_DATA"] = str(data)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "etcnet.terminal.web.settings"
+    import threading
+
+    import django
+
+    django.setup()
+    from django.contrib.auth.hashers import check_password
+    from waitress import serve
+
+    from etcnet.smartcard.transport import open_emulated
+    from etcnet.terminal.center import HttpCenter
+    from etcnet.terminal.lane import LaneTerminal
+    from etcnet.terminal.web import runtime
+    from etcnet.terminal.web.wsgi import application
+
+    def build(timeout_s: float) -> LaneTerminal:
+        return LaneTerminal(
+            terminal_id=args.terminal_id,
+            store=data / "terminal.sqlite3",
+            center=HttpCenter(
+                args.center, terminal_id=args.terminal_id, secret=secret, timeout_s=timeout_s
+            ),
+            psam=lambda: open_emulated(psam),
+            verify_password=check_password,
+            offline_login_days=args.offline_login_days,
+        )
+
+    ui = build(5.0)
+    runtime.install(
+        runtime.Runtime(
+            lane=ui,
+            cards_dir=cards if cards.is_dir() else None,
+            reader_name=args.reader,
+            clock_warn_ms=args.clock_warn_ms,
+            reference_warn_hours=args.reference_warn_hours,
+            lock=threading.RLock(),
+        )
+    )
+    status = ui.outbox.status()
+    print(
+        f"etcnet terminal {args.terminal_id} on http://{args.host}:{args.port}/  "
+        f"(center {args.center}; store {data}; {status.waiting} waiting to upload)",
+        flush=True,
+    )
+    runtime.start_sync(build(10.0), interval_s=args.sync_interval)
+    serve(application, host=args.host, port=args.port, threads=4, ident="etcnet-terminal")
     return 0
 
 
@@ -107,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fee_main(rest, sys.stdout)
     if command == "center":
         return _center(rest)
+    if command == "terminal":
+        return _terminal(rest)
     if command == "manage":
         return _manage(rest)
     return _manage(args)

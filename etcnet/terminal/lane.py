@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS intents (
     seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS intents_open ON intents (card_no, state);
+CREATE TABLE IF NOT EXISTS photos (
+    token TEXT PRIMARY KEY,
+    jpeg BLOB NOT NULL,
+    created_utc TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY,
     at_utc TEXT NOT NULL,
@@ -237,6 +242,11 @@ class Quote:
     insufficient_balance: bool
     payment_type: int  # the card's type, or FREE; a fallback when the card cannot pay
 
+    @property
+    def needs_reason(self) -> bool:
+        """A special case other than the authorised minimum fee needs the collector's reason."""
+        return any(code != "minimum_fee" for code in self.special_cases)
+
 
 @dataclass(frozen=True, slots=True)
 class Committed:
@@ -303,6 +313,29 @@ class LaneTerminal:
             {"at": _from_iso(r[0]), "username": r[1], "action": r[2], "detail": json.loads(r[3])}
             for r in rows
         ]
+
+    # -- photos taken before the transaction is committed --------------------------
+
+    def keep_photo(self, jpeg: bytes) -> str:
+        """提交图片数据: the photo kept until the transaction takes it (a day at most)."""
+        import secrets
+
+        token = secrets.token_hex(12)
+        now = self.clock()
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(
+            "DELETE FROM photos WHERE created_utc < ?", (_iso(now - dt.timedelta(days=1)),)
+        )
+        self._db.execute(
+            "INSERT INTO photos (token, jpeg, created_utc) VALUES (?, ?, ?)",
+            (token, jpeg, _iso(now)),
+        )
+        self._db.execute("COMMIT")
+        return token
+
+    def photo(self, token: str) -> bytes | None:
+        row = self._db.execute("SELECT jpeg FROM photos WHERE token = ?", (token,)).fetchone()
+        return bytes(row[0]) if row else None
 
     # -- sign-in ---------------------------------------------------------------
 
@@ -746,8 +779,7 @@ class LaneTerminal:
                 gettext_noop("Minimum-fee charging needs the station master's authorisation."),
                 field="master_username",
             )
-        others = [c for c in quote.special_cases if c != "minimum_fee"]
-        if others and not reason.strip():
+        if quote.needs_reason and not reason.strip():
             raise LaneError(
                 "reason_needed",
                 gettext_noop("Give the reason for this special case; it is kept for audit."),
@@ -1104,6 +1136,8 @@ class LaneTerminal:
         """One round with the center: upload what is due, refresh the reference data."""
         reports = self.outbox.sync_all(self.center, now=self.clock)
         refresh = self.reference.refresh(self.center, now=self.clock())
+        if refresh.updated and not refresh.failed and not any(r.error for r in reports):
+            self.outbox.mark_contact(self.clock())
         return {"uploads": reports, "refresh": refresh}
 
 

@@ -94,7 +94,9 @@ def backoff_seconds(attempts: int, *, rand: Callable[[], float] = random.random)
 def open_store(path: str | Path, schema: str) -> sqlite3.Connection:
     """The terminal's SQLite file, durable: WAL, every commit synced to disk,
     autocommit outside explicit ``BEGIN``; ``schema`` is created if missing."""
-    db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    # check_same_thread off: the terminal's UI threads share one connection
+    # under the runtime's lock (etcnet.terminal.web.runtime).
+    db = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(schema)
@@ -267,6 +269,13 @@ class Outbox:
                     (_iso(at + wait), seq),
                 )
             self._set(db, "last_error", error[:500])
+
+    def mark_contact(self, at: dt.datetime) -> None:
+        """The center answered (a download, nothing to upload): the last sync is now."""
+        with self._write() as db:
+            self._set(db, "last_sync_utc", _iso(at))
+            if not self.due(now=at, limit=1):
+                self._set(db, "last_error", "")
 
     # -- what the collector sees -------------------------------------------------
 

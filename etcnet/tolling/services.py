@@ -128,6 +128,24 @@ def register_terminal(
     return terminal, secret, psam
 
 
+def reset_secret(terminal_id: str, *, actor: Any) -> str:
+    """A new secret for a terminal (the old one stops working at once); returned
+    once, stored as a digest. Audits `tolling.terminal_secret_reset`."""
+    if not has_role(actor, Role.CENTER_OPERATOR):
+        raise Forbidden()
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic(durable=True):
+        terminal = Terminal.objects.select_for_update().filter(terminal_id=terminal_id).first()
+        if terminal is None:
+            raise NotFound(gettext_noop("Terminal not found."))
+        terminal.secret_digest = _digest(secret)
+        terminal.save(update_fields=["secret_digest"])
+        audit.record(
+            actor=actor, action="tolling.terminal_secret_reset", subject=terminal, after={}
+        )
+    return secret
+
+
 def authenticate(terminal_id: str, secret: str) -> Terminal | None:
     """The terminal these credentials prove, or None (constant-time compare)."""
     terminal = Terminal.objects.filter(terminal_id=terminal_id, active=True).first()

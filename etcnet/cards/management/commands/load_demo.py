@@ -31,6 +31,7 @@ from etcnet.issuance.models import Application, Outlet, OutletMembership
 from etcnet.network.models import TariffVersion
 
 DEMO_PASSWORD = "etcnet-demo"
+DEMO_TERMINAL = "HH-DEMO"
 USERS = [
     ("clerk", "王发行", Role.ISSUANCE_CLERK),
     ("collector", "赵收费", Role.TOLL_COLLECTOR),
@@ -90,12 +91,36 @@ class Command(BaseCommand):
             if not Batch.objects.exists():
                 self._cards(users["clerk"], approved)
 
+        if TariffVersion.objects.exists():
+            self._terminal(users["operator"])
+
         self.stdout.write(
             self.style.SUCCESS(f"Demo data loaded. Logins (password for all: {DEMO_PASSWORD}):")
         )
         for username, full_name, role in USERS:
             self.stdout.write(f"  {username:<10} {full_name}  {role.label}")
         self.stdout.write("SMS codes are written to this console (the log SMS sender).")
+
+    def _terminal(self, operator: User) -> None:
+        """The demo handheld HH-DEMO at 小孙庄 (entry lane 01, exit lanes 03 and 04),
+        its PSAM in the card folder and its secret in var/terminal-HH-DEMO/secret."""
+        from etcnet.tolling import services as tolling
+        from etcnet.tolling.models import Terminal
+
+        folder = Path(settings.DATA_DIR) / f"terminal-{DEMO_TERMINAL}"
+        secret_file = folder / "secret"
+        if Terminal.objects.filter(terminal_id=DEMO_TERMINAL).exists():
+            if secret_file.exists():
+                return
+            secret = tolling.reset_secret(DEMO_TERMINAL, actor=operator)
+        else:
+            _, secret, _ = tolling.register_terminal(
+                DEMO_TERMINAL, station_id="S1201005", lanes=[1, 3, 4], actor=operator
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(secret)
+        secret_file.chmod(0o600)
+        self.stdout.write(f"Demo terminal {DEMO_TERMINAL} at 小孙庄 (lanes 01 entry, 03/04 exit).")
 
     def _network(self) -> None:
         from django.utils import timezone
