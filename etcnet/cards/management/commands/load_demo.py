@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -120,6 +121,7 @@ class Command(BaseCommand):
         folder.mkdir(parents=True, exist_ok=True)
         secret_file.write_text(secret)
         secret_file.chmod(0o600)
+        _demo_entry("61010000000000000001", "12010E02")
         self.stdout.write(f"Demo terminal {DEMO_TERMINAL} at 小孙庄 (lanes 01 entry, 03/04 exit).")
 
     def _network(self) -> None:
@@ -218,6 +220,51 @@ class Command(BaseCommand):
 
 
 DEMO_BUNDLE = Path(__file__).resolve().parents[3] / "network" / "demo_bundle"
+
+
+def _demo_entry(card_no: str, station_hex: str) -> None:
+    """The demo car entered the closed road at 杨村 an hour ago: the entry lane
+    wrote 0019 with a zero-amount composite purchase, as entry lanes do (here
+    signed by the center's own PSAM), so the demo terminal's exits have a real entry."""
+    import tempfile
+
+    from etcnet.cards import devices
+    from etcnet.cards.models import CardUnit
+    from etcnet.smartcard import ops
+    from etcnet.smartcard.crypto import Alg
+    from etcnet.smartcard.files import Card0019
+    from etcnet.smartcard.transport import open_emulated
+
+    card = CardUnit.objects.filter(card_no=card_no).first()
+    if card is None or not card.emulator_file:
+        return
+    transport = devices.open_unit(card)
+    reading = ops.read_card(transport)
+    if reading.f0015 is None or reading.f0019 is not None:
+        return
+    entered = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    record = Card0019(
+        network=station_hex[:4],
+        station=int(station_hex[4:], 16),
+        lane=1,
+        time=int(entered.timestamp()),
+        vehicle_class=1,
+        lane_status=0x03,
+        plate=reading.f0015.plate,
+        plate_color=int(reading.f0015.plate_color),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        psam = Path(folder) / "entry-psam.json"
+        devices.provision_psam(
+            psam, terminal_no=settings.ETCNET_COUNTER_TERMINAL_NO, alg=Alg(card.alg)
+        )
+        ops.purchase(
+            transport,
+            open_emulated(psam),
+            amount=0,
+            when=entered.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None),
+            record0019=record,
+        )
 
 
 def _demo_lanes() -> int:
