@@ -33,6 +33,17 @@ from etcnet.terminal.web import runtime
 
 PAYMENT_LABELS = {22: "储值卡", 23: "记账卡", 1: "现金", 10: "支付宝", 11: "微信", 0: "免费"}
 MODES = {"linkage", "single"}
+#: The special cases' names, as the center's SpecialCase labels them.
+SPECIAL_LABELS = {
+    "status_list": gettext_noop("Card or OBU on the status list"),
+    "expired": gettext_noop("Card or OBU expired"),
+    "mismatch": gettext_noop("Card, OBU and vehicle do not match"),
+    "no_entry": gettext_noop("No entry information"),
+    "insufficient_balance": gettext_noop("Insufficient balance"),
+    "exempt": gettext_noop("Exempt vehicle"),
+    "minimum_fee": gettext_noop("Minimum fee charged"),
+    "grey_completed": gettext_noop("Interrupted purchase completed"),
+}
 
 
 def _person(request: HttpRequest) -> Person | None:
@@ -412,6 +423,9 @@ def _flow(request: HttpRequest, mode: str) -> HttpResponse:
             "vehicle": flow.vehicle(reading) if reading else {},
             "quote": quote,
             "committed": committed,
+            "special_labels": [_(SPECIAL_LABELS.get(c, c)) for c in quote.special_cases]
+            if quote
+            else [],
             "error": error,
             "master": master,
             "payment_labels": PAYMENT_LABELS,
