@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -87,11 +88,9 @@ def _center(argv: Sequence[str]) -> int:
     return 0
 
 
-def _demo_terminal(host: str, port: int) -> object:
+def _demo_terminal(host: str, port: int) -> subprocess.Popen[bytes]:
     """The demo handheld beside the center, as its own process: it syncs with
     the center once the center answers."""
-    import subprocess
-
     from django.conf import settings
 
     terminal_port = port + 100

@@ -139,10 +139,10 @@ def test_seed_002_single_card_with_station_hex_and_station_master(
     live_server,
     operator,
     tmp_path,
-    card,
+    card,  # noqa: F811
     staff,
     terminal_ui,
-    snap,  # noqa: F811
+    snap,
 ):
     enter_at_yangcun(live_server, operator, tmp_path, card)
     base = terminal_ui("HH-1", "S1201005", [3])
@@ -196,11 +196,11 @@ def test_seed_002_single_card_with_station_hex_and_station_master(
 def test_seed_001_linkage_then_a_listed_card_is_refused_and_pays_cash(
     handheld,
     operator,
-    card,
+    card,  # noqa: F811
     clerk,
     staff,
     terminal_ui,
-    snap,  # noqa: F811
+    snap,
 ):
     network.add_lane("S1201035", number=3, direction="exit", lane_type="mixed", actor=operator)
     base = terminal_ui("HH-2", "S1201035", [3])

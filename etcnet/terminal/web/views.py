@@ -24,6 +24,7 @@ from etcnet.terminal.lane import (
     FALLBACK_PAYMENTS,
     Committed,
     LaneError,
+    LaneTerminal,
     Person,
     Quote,
     Reading,
@@ -213,7 +214,7 @@ def status_json(request: HttpRequest) -> JsonResponse:
 
 def _int(value: str | None) -> int | None:
     try:
-        return int(value) if value not in (None, "") else None
+        return int(value) if value else None
     except ValueError:
         return None
 
@@ -305,7 +306,7 @@ class _Flow:
         }
 
 
-def _quote(lane: Any, flow: _Flow, reading: Reading) -> Quote:
+def _quote(lane: LaneTerminal, flow: _Flow, reading: Reading) -> Quote:
     v = flow.vehicle(reading)
     return lane.quote(
         reading,
@@ -407,7 +408,7 @@ def _flow(request: HttpRequest, mode: str) -> HttpResponse:
             except LaneError:
                 quote = None
     flow.save()
-    master = flow.draft.get("authorised_by")
+    authorised = flow.draft.get("authorised_by")
     return _page(
         request,
         "terminal/flow.html",
@@ -427,7 +428,7 @@ def _flow(request: HttpRequest, mode: str) -> HttpResponse:
             if quote
             else [],
             "error": error,
-            "master": master,
+            "master": authorised,
             "payment_labels": PAYMENT_LABELS,
             "now": dt.datetime.now(dt.UTC),
             **_choices(),
@@ -436,7 +437,9 @@ def _flow(request: HttpRequest, mode: str) -> HttpResponse:
     )
 
 
-def _commit(lane: Any, flow: _Flow, reading: Reading, person: Person, shift: Shift) -> Committed:
+def _commit(
+    lane: LaneTerminal, flow: _Flow, reading: Reading, person: Person, shift: Shift
+) -> Committed:
     d = flow.draft
     v = flow.vehicle(reading)
     photo = lane.photo(d["photo"]) if d.get("photo") else None
