@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Count, Q, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -37,6 +37,8 @@ def transactions(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(card_no=get["card"].strip())
     if get.get("plate"):
         qs = qs.filter(plate__icontains=get["plate"].strip().upper())
+    if get.get("special") == "1":
+        qs = qs.exclude(special_case="")
     if get.get("result") in RecordStatus.values:
         qs = qs.filter(status=get["result"])
     tz = timezone.get_current_timezone()
@@ -67,6 +69,7 @@ def transactions(request: HttpRequest) -> HttpResponse:
             "rejected_waiting": TollTransaction.objects.filter(
                 status=RecordStatus.REJECTED
             ).count(),
+            "special_count": TollTransaction.objects.exclude(special_case="").count(),
             "terminals": Terminal.objects.select_related("station").order_by("terminal_id"),
         },
     )
@@ -85,3 +88,14 @@ def transaction(request: HttpRequest, transaction_id: int) -> HttpResponse:
         subject_type="tolling.tolltransaction", subject_id=str(found.pk)
     ).order_by("occurred_at")
     return TemplateResponse(request, "tolling/transaction.html", {"txn": found, "history": history})
+
+
+@role_required(*READERS)
+def photo(request: HttpRequest, transaction_id: int) -> HttpResponse:
+    """The vehicle photo the collector took (提交图片数据), re-encoded without EXIF."""
+    found = TollTransaction.objects.filter(pk=transaction_id).exclude(photo="").first()
+    if found is None:
+        raise Http404
+    response = FileResponse(found.photo.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,7 +1,7 @@
 """The center and three terminals as separate processes, as deployed: the demo
 data's card and OBU enter at 杨村, leave at 小孙庄 through seed 002 (single card,
 station hex, station master) while the center is down and the terminal is
-killed right after the payment, then pass the open-road station 杨柳青 through
+killed right after the payment, then pass the open-road station 轻纺城匝道北 through
 seed 001 (ETC linkage). The center ends up with every transaction once, TACs
 verified, the fees of the tariff and the card's balance debited once each."""
 
@@ -173,7 +173,7 @@ def test_entry_closed_exit_and_open_exit_across_processes(center, tmp_path):
         center["start"]()
         closed.wait_synced()
 
-        # 3. The open-road station 杨柳青 (seed 001): card and OBU.
+        # 3. The open-road station 轻纺城匝道北 (seed 001): card and OBU.
         linkage = TerminalPages(ports["HH-OPEN"])
         linkage.sign_in("collector", PASSWORD)
         linkage.post("/shift/start", {"lane": "3"})

@@ -268,3 +268,51 @@ def test_a_terminal_downloads_its_station_tariff_list_and_verifiers(
     assert carl["roles"] == ["toll_collector"]
     assert "pw-12345678" not in carl["verifier"]
     assert Client().get("/api/v1/tolling/downloads/verifiers").status_code == 401
+
+
+def test_a_special_case_with_its_photo_is_in_the_exceptions_queue(operator, terminal, card):
+    import base64
+    import io
+
+    from PIL import Image
+
+    raw = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(raw, format="JPEG")
+    paid = purchase(terminal, card, 1000)
+    client_for(terminal).post(
+        URL,
+        {
+            "upload_key": "s",
+            "records": [
+                record(
+                    paid,
+                    seq=1,
+                    special_case="mismatch",
+                    special_reason="卡签不一致, 按实际车型",
+                    photo_jpeg=base64.b64encode(raw.getvalue()).decode(),
+                ),
+                record(paid, seq=2, payment_type=1, tac="", photo_jpeg="not base64!"),
+            ],
+        },
+        content_type="application/json",
+    )
+    page = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    page.force_login(operator)
+    txn = TollTransaction.objects.get(seq=1)
+
+    queue = page.get("/tolling/", {"special": "1"}).content.decode()
+    detail = page.get(f"/tolling/{txn.pk}/").content.decode()
+    image = page.get(f"/tolling/{txn.pk}/photo")
+
+    assert 'data-seq="1"' in queue
+    assert 'data-seq="2"' not in queue
+    assert "卡签不一致, 按实际车型" in detail
+    assert 'data-testid="vehicle-photo"' in detail
+    assert image.status_code == 200
+    assert image["Content-Type"] == "image/jpeg"
+    bad = TollTransaction.objects.get(seq=2)
+    assert (bad.status, bad.dispute_code, bad.reason) == (
+        "rejected",
+        6,
+        "vehicle photo: file_not_image",
+    )
