@@ -240,8 +240,8 @@ def _demo_entry(card_no: str, station_hex: str) -> None:
         return
     transport = devices.open_unit(card)
     reading = ops.read_card(transport)
-    if reading.f0015 is None or reading.f0019 is not None:
-        return
+    if reading.f0015 is None or (reading.f0019 is not None and reading.f0019.lane_status):
+        return  # not issued, or it has entered or left somewhere already
     entered = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     record = Card0019(
         network=station_hex[:4],
