@@ -91,7 +91,7 @@ def transaction(request: HttpRequest, transaction_id: int) -> HttpResponse:
 
 
 @role_required(*READERS)
-def photo(request: HttpRequest, transaction_id: int) -> HttpResponse:
+def photo(request: HttpRequest, transaction_id: int) -> FileResponse:
     """The vehicle photo the collector took (提交图片数据), re-encoded without EXIF."""
     found = TollTransaction.objects.filter(pk=transaction_id).exclude(photo="").first()
     if found is None:
