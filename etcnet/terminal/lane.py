@@ -16,8 +16,10 @@ Pure: no Django. The web layer (``etcnet.terminal.web``) and the tests drive it.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -318,8 +320,6 @@ class LaneTerminal:
 
     def keep_photo(self, jpeg: bytes) -> str:
         """提交图片数据: the photo kept until the transaction takes it (a day at most)."""
-        import secrets
-
         token = secrets.token_hex(12)
         now = self.clock()
         self._db.execute("BEGIN IMMEDIATE")
@@ -1148,8 +1148,6 @@ def _shift(row: Sequence[Any]) -> Shift:
 
 
 def _b64(raw: bytes | None) -> str:
-    import base64
-
     return base64.b64encode(raw).decode() if raw else ""
 
 
