@@ -36,6 +36,7 @@ from etcnet.smartcard.files import (
     Card0015,
     Card0016,
     Card0019,
+    ObuFeeFile,
     ObuSystemFile,
     ObuVehicleFile,
     PurseLogRecord,
@@ -829,7 +830,8 @@ def _checked_pin(pin: str) -> str:
 
 class SoftObu(_Device):
     """An OBU ESAM: MF/EF01 system file (with the tamper flag at byte 26) and
-    DF01/EF01 vehicle file, updated by secure messaging with the OBU's update key."""
+    DF01/EF01 vehicle file, updated by secure messaging with the OBU's update key;
+    DF01/EF04, the cumulative fee file lanes write with a plain UPDATE BINARY."""
 
     KIND = "obu"
     COMMANDS: ClassVar[dict[int, tuple[int, str]]] = {
@@ -840,15 +842,27 @@ class SoftObu(_Device):
     }
     #: The system file as read (27 meaningful bytes, the rest reserved; §2.1).
     SYSTEM_SIZE = 99
+    #: DF01/EF04: the fee block at 314 and the province block up to 485 (§2.4).
+    FEE_FILE_SIZE = 512
 
     def __init__(
-        self, path: Path, *, alg: Alg, update_key: bytes, system: bytes, vehicle: bytes
+        self,
+        path: Path,
+        *,
+        alg: Alg,
+        update_key: bytes,
+        system: bytes,
+        vehicle: bytes,
+        fee_file: bytes | None = None,
     ) -> None:
         super().__init__(path)
         self.alg = alg
         self.update_key = update_key
         self.mf_files: dict[int, bytearray] = {1: bytearray(system)}
-        self.df_files: dict[int, bytearray] = {1: bytearray(vehicle)}
+        self.df_files: dict[int, bytearray] = {
+            1: bytearray(vehicle),
+            4: bytearray(fee_file if fee_file is not None else bytes(self.FEE_FILE_SIZE)),
+        }
         self.in_df = False
         self.current_ef: int | None = None
         self.challenge: bytes | None = None
@@ -902,6 +916,8 @@ class SoftObu(_Device):
                 update_key=_hex(state["keys"], "update", 16),
                 system=_hex(files, "system", cls.SYSTEM_SIZE),
                 vehicle=_hex(files, "vehicle", ObuVehicleFile.LENGTH),
+                # State files written before EF04 existed read as a never-written one.
+                fee_file=_hex(files, "fee", cls.FEE_FILE_SIZE) if "fee" in files else None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise StateFileError(f"{target}: malformed OBU state ({error})") from None
@@ -912,6 +928,7 @@ class SoftObu(_Device):
             "files": {
                 "system": hexu(bytes(self.mf_files[1])),
                 "vehicle": hexu(bytes(self.df_files[1])),
+                "fee": hexu(bytes(self.df_files[4])),
             },
             "keys": {"update": hexu(self.update_key)},
         }
@@ -934,6 +951,9 @@ class SoftObu(_Device):
             if is_blank_obu_system(system)
             else _decoded(ObuSystemFile.decode, system),
             "vehicle_file": _decoded(ObuVehicleFile.decode, bytes(self.df_files[1])),
+            "fee_file": _decoded(ObuFeeFile.decode, self._fee_block())
+            if any(self._fee_block())
+            else None,
             "tamper_flag": f"{self.tamper_flag:02X}",
             "activated": self.tamper_flag == 0x01,
         }
@@ -943,11 +963,40 @@ class SoftObu(_Device):
         raw = blank_obu_system(self.contract_serial)
         self.mf_files[1] = bytearray(raw + bytes(self.SYSTEM_SIZE - len(raw)))
         self.df_files[1] = bytearray(ObuVehicleFile.LENGTH)
+        self.df_files[4] = bytearray(self.FEE_FILE_SIZE)
         self.save()
+
+    def _fee_block(self) -> bytes:
+        at = ObuFeeFile.OFFSET
+        return bytes(self.df_files[4][at : at + ObuFeeFile.LENGTH])
 
     def process(self, command: Command) -> Response:
         self._challenge_in_use, self.challenge = self.challenge, None
+        if command.ins == 0xD6 and command.cla == 0x00:
+            return self._plain_update(command)
         return super().process(command)
+
+    def _plain_update(self, command: Command) -> Response:
+        """UPDATE BINARY without line protection: EF04 only (a lane writes the fee
+        block); any other file answers 6982, security status not satisfied."""
+        if command.p1 & 0x80:
+            if command.p1 & 0x60:
+                return _sw(0x6A86)
+            sfi, offset = command.p1 & 0x1F, command.p2
+        else:
+            if self.current_ef is None:
+                return _sw(0x6986)
+            sfi, offset = self.current_ef, (command.p1 << 8) | command.p2
+        if not self.in_df or sfi != 4:
+            return _sw(0x6982)
+        if command.case != 3 or not command.data:
+            return _sw(0x6700)
+        content = self.df_files[4]
+        if offset + len(command.data) > len(content):
+            return _sw(0x6B00)
+        content[offset : offset + len(command.data)] = command.data
+        self.save()
+        return _sw(OK)
 
     def _power_state_reset_after_error(self) -> None:
         self.challenge = None
@@ -965,6 +1014,8 @@ class SoftObu(_Device):
             self.in_df, self.current_ef = True, None
         elif fid == 0xEF01:
             self.current_ef = 1
+        elif fid == 0xEF04 and self.in_df:
+            self.current_ef = 4
         else:
             return _sw(0x6A82)
         return _sw(OK, fcp)

@@ -39,6 +39,7 @@ __all__ = [
     "Card0019",
     "Card0019Legacy",
     "FileFormatError",
+    "ObuFeeFile",
     "ObuSystemFile",
     "ObuVehicleFile",
     "PurseLogRecord",
@@ -734,6 +735,110 @@ class ObuVehicleFile:
             vin=decode_ascii(raw[32:49], field="vin"),
             description=decode_text(raw[49:65], field="description"),
         )
+
+
+@dataclass(frozen=True)
+class ObuFeeFile:
+    """DF01/EF04 累计计费信息 (§2.4): the 91-byte block at offset 314 and the
+    per-province block after it at 405 (20 × 4 bytes), read and written as one
+    171-byte region.
+
+    ``entry_0019`` and ``card_0015`` copy bytes 1–39 of the card's 0019 and 1–20 of
+    its 0015; amounts are fen, ``mileage_m`` metres. ``provinces`` holds (province
+    code, fen) pairs, the code being the two-digit 行政区划 prefix stored as BCD and a
+    00 code ending the list (**etcnet's choice**, docs/smartcard.md), as is
+    ``digest``: the purchase TAC followed by the PSAM transaction serial, so that a
+    block can be traced to a transaction whose TAC the center verifies."""
+
+    entry_0019: bytes = bytes(39)
+    card_0015: bytes = bytes(20)
+    user_type: int = 0
+    province_count: int = 0
+    receivable_fen: int = 0
+    actual_fen: int = 0
+    successes: int = 0
+    mileage_m: int = 0
+    no_card_count: int = 0
+    province_entry: bytes = bytes(3)
+    province_receivable_fen: int = 0
+    province_successes: int = 0
+    province_actual_fen: int = 0
+    digest: bytes = bytes(8)
+    provinces: tuple[tuple[str, int], ...] = ()
+
+    #: Where the block sits in EF04 and its lengths (§2.4).
+    OFFSET = 314
+    BLOCK_LENGTH = 91
+    PROVINCE_SLOTS = 20
+    LENGTH = BLOCK_LENGTH + 4 * PROVINCE_SLOTS
+
+    def encode(self) -> bytes:
+        if len(self.provinces) > self.PROVINCE_SLOTS:
+            raise FileFormatError(
+                "provinces", f"at most {self.PROVINCE_SLOTS}, got {len(self.provinces)}"
+            )
+        slots = b"".join(
+            bcd_encode(code, 1, field="provinces") + uint_encode(fen, 3, field="provinces")
+            for code, fen in self.provinces
+        )
+        for code, _fen in self.provinces:
+            if code == "00":
+                raise FileFormatError("provinces", "00 is not a province code")
+        return b"".join(
+            (
+                _raw_bytes(self.entry_0019, 39, name="entry_0019"),
+                _raw_bytes(self.card_0015, 20, name="card_0015"),
+                uint_encode(self.user_type, 1, field="user_type"),
+                uint_encode(self.province_count, 1, field="province_count"),
+                uint_encode(self.receivable_fen, 3, field="receivable_fen"),
+                uint_encode(self.actual_fen, 3, field="actual_fen"),
+                uint_encode(self.successes, 2, field="successes"),
+                uint_encode(self.mileage_m, 3, field="mileage_m"),
+                uint_encode(self.no_card_count, 1, field="no_card_count"),
+                _raw_bytes(self.province_entry, 3, name="province_entry"),
+                uint_encode(self.province_receivable_fen, 3, field="province_receivable_fen"),
+                uint_encode(self.province_successes, 1, field="province_successes"),
+                uint_encode(self.province_actual_fen, 3, field="province_actual_fen"),
+                _raw_bytes(self.digest, 8, name="digest"),
+                slots.ljust(4 * self.PROVINCE_SLOTS, b"\x00"),
+            )
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Self:
+        raw = _need_len(raw, cls.LENGTH, "EF04")
+        provinces: list[tuple[str, int]] = []
+        for at in range(cls.BLOCK_LENGTH, cls.LENGTH, 4):
+            if raw[at] == 0:
+                break
+            provinces.append(
+                (bcd_decode(raw[at : at + 1], field="provinces"), uint_decode(raw[at + 1 : at + 4]))
+            )
+        return cls(
+            entry_0019=raw[0:39],
+            card_0015=raw[39:59],
+            user_type=raw[59],
+            province_count=raw[60],
+            receivable_fen=uint_decode(raw[61:64]),
+            actual_fen=uint_decode(raw[64:67]),
+            successes=uint_decode(raw[67:69]),
+            mileage_m=uint_decode(raw[69:72]),
+            no_card_count=raw[72],
+            province_entry=raw[73:76],
+            province_receivable_fen=uint_decode(raw[76:79]),
+            province_successes=raw[79],
+            province_actual_fen=uint_decode(raw[80:83]),
+            digest=raw[83:91],
+            provinces=tuple(provinces),
+        )
+
+    @property
+    def entry(self) -> Card0019 | None:
+        """The 0019 copy as a record (its 4-byte cumulative fee is not copied), or
+        None for a never-written block."""
+        if self.entry_0019[0] != CAPP_RECORD_ID:
+            return None
+        return Card0019.decode(self.entry_0019 + bytes(4))
 
 
 def describe(value: object) -> dict[str, Any]:

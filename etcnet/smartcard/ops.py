@@ -22,6 +22,7 @@ from etcnet.smartcard.files import (
     Card0015,
     Card0016,
     Card0019,
+    ObuFeeFile,
     ObuSystemFile,
     ObuVehicleFile,
     PurseLogRecord,
@@ -56,8 +57,10 @@ __all__ = [
     "read_card",
     "read_log",
     "read_obu",
+    "read_obu_fee",
     "secure_update",
     "transaction_prove",
+    "write_obu_fee",
 ]
 
 #: ``mac_for(challenge4, apdu_without_mac) -> mac4``: the center's vault computes it.
@@ -225,6 +228,35 @@ def read_obu(t: Transport) -> ObuReading:
     )
 
 
+FID_OBU_EF04 = 0xEF04
+
+
+def read_obu_fee(t: Transport) -> ObuFeeFile | None:
+    """DF01/EF04's fee block (§2.4), or None when never written. Selects DF01 and
+    EF04, then reads 171 bytes from offset 314."""
+    _select(t, FID_MF)
+    _select(t, FID_OBU_DF)
+    _select(t, FID_OBU_EF04)
+    at = ObuFeeFile.OFFSET
+    raw = exchange(
+        t,
+        Command(0x00, 0xB0, at >> 8, at & 0xFF, le=ObuFeeFile.LENGTH),
+        what="READ BINARY EF04",
+    )
+    return ObuFeeFile.decode(raw) if any(raw) else None
+
+
+def write_obu_fee(t: Transport, fee: ObuFeeFile) -> None:
+    """Write the fee block into DF01/EF04 at offset 314 (a plain UPDATE BINARY:
+    etcnet's choice, docs/smartcard.md)."""
+    raw = fee.encode()
+    _select(t, FID_MF)
+    _select(t, FID_OBU_DF)
+    _select(t, FID_OBU_EF04)
+    at = ObuFeeFile.OFFSET
+    exchange(t, Command(0x00, 0xD6, at >> 8, at & 0xFF, raw), what="UPDATE BINARY EF04")
+
+
 # --- secure updates and personalisation ----------------------------------------------
 
 
@@ -349,6 +381,7 @@ def format_blank(t: Transport, *, device: Literal["card", "obu"], mac_for: MacFo
         data=bytes(ObuVehicleFile.LENGTH),
         mac_for=mac_for,
     )
+    write_obu_fee(t, ObuFeeFile())
 
 
 # --- load (圈存) ----------------------------------------------------------------------

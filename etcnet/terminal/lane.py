@@ -22,7 +22,7 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -33,7 +33,7 @@ from etcnet.network.bundle import Interval, Network, Node, Owner
 from etcnet.network.engine import EXEMPT_KINDS, FeeEngine, FeeError, FeeResult, Method, Payment
 from etcnet.smartcard import ops
 from etcnet.smartcard.codec import hexu
-from etcnet.smartcard.files import Card0019, FileFormatError
+from etcnet.smartcard.files import Card0019, FileFormatError, ObuFeeFile
 from etcnet.smartcard.transport import Transport, TransportError
 from etcnet.terminal.outbox import CenterUnavailable, Outbox, open_store
 from etcnet.terminal.reference import ReferenceData
@@ -204,6 +204,8 @@ class Reading:
     problems: tuple[Problem, ...] = ()
     recovered: str = ""  # "completed" or "abandoned" when an interrupted purchase was settled
     recovered_seq: int | None = None
+    #: Bytes 1–20 of the card's 0015, copied into the OBU's fee file (EF04).
+    card_0015_head: bytes = bytes(20)
 
     @property
     def card_refused(self) -> bool:
@@ -257,6 +259,10 @@ class Committed:
     payment_type: int
     tac: str
     balance_after: int | None
+    terminal_seq: int = 0  # the PSAM's transaction serial of the purchase
+    #: The OBU's fee file (EF04): "written", "failed" (the record stands; the
+    #: collector is told), or "" when no OBU took part.
+    obu_write: str = ""
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -655,6 +661,7 @@ class LaneTerminal:
             problems=tuple(problems),
             recovered=recovered,
             recovered_seq=recovered_seq,
+            card_0015_head=card.raw_0015[:20],
             **reading,
         )
 
@@ -845,7 +852,10 @@ class LaneTerminal:
             "authorised_by": authorised_by.username if authorised_by else "",
             "photo_jpeg": _b64(photo_jpeg),
         }
-        if pay not in CARD_PAYMENTS:
+        # A free passage is still closed on a card that may be used: a zero-amount
+        # composite purchase writes the exit, so the entry is not charged again.
+        by_card = pay in CARD_PAYMENTS or (pay == FREE and not reading.card_refused)
+        if not by_card:
             if pay != FREE:
                 # Cash or a mobile payment: the toll without the ETC discount,
                 # rounded half-up to the yuan (Part 1).
@@ -874,6 +884,8 @@ class LaneTerminal:
             record0019=exit_record,
             when=local,
             username=collector.username,
+            obu_t=obu_t,
+            fee=fee,
         )
 
     def entry(
@@ -890,9 +902,11 @@ class LaneTerminal:
         axles: int | None = None,
         total_weight_kg: int | None = None,
         photo_jpeg: bytes | None = None,
+        obu_t: Transport | None = None,
     ) -> Committed:
         """入口: the entry info written into 0019 by a zero-amount composite
-        purchase (as real entry lanes do), and the entry recorded."""
+        purchase (as real entry lanes do), and the entry recorded; with an OBU
+        (read with the card), a fresh fee file (EF04) carrying the entry."""
         if reading.card_refused:
             raise LaneError(
                 "card_cannot_enter",
@@ -944,7 +958,52 @@ class LaneTerminal:
             record0019=record,
             when=local,
             username=collector.username,
+            obu_t=obu_t,
         )
+
+    def _write_obu(
+        self,
+        obu_t: Transport,
+        reading: Reading,
+        record0019: Card0019,
+        committed: Committed,
+        *,
+        fee: FeeResult | None,
+        username: str,
+    ) -> Committed:
+        """After the record is committed: the trip into the OBU's EF04 (§2.4). At
+        an entry a fresh block; at an exit the trip's block with this station's
+        charge added (a block of another trip is started afresh). A failure loses
+        nothing — the transaction stands — and is journalled and shown."""
+        station_hex = self.station()["station"]["hex"]
+        try:
+            chip = ops.read_obu(obu_t)
+            if chip.obu_no != reading.obu_no:
+                raise ops.OperationError(f"OBU {chip.obu_no} is not {reading.obu_no}")
+            before = ops.read_obu_fee(obu_t) if fee is not None else None
+            block = _fee_block(
+                before,
+                record0019,
+                reading,
+                fee=fee,
+                committed=committed,
+                user_type=chip.vehicle.user_type if chip.vehicle else 0,
+                province=station_hex[:2],
+            )
+            ops.write_obu_fee(obu_t, block)
+        except (TransportError, ops.CardError, ops.OperationError, FileFormatError, OSError) as e:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._journal(
+                self._db,
+                username,
+                "obu_write_failed",
+                seq=committed.seq,
+                obu_no=reading.obu_no,
+                error=str(e),
+            )
+            self._db.execute("COMMIT")
+            return replace(committed, obu_write="failed")
+        return replace(committed, obu_write="written")
 
     def _purchase(
         self,
@@ -956,7 +1015,11 @@ class LaneTerminal:
         record0019: Card0019,
         when: dt.datetime,
         username: str,
+        obu_t: Transport | None = None,
+        fee: FeeResult | None = None,
     ) -> Committed:
+        """The card's purchase and its record; then, with the OBU read with the
+        card, the trip into its EF04 (``fee`` None: an entry)."""
         if self._open_intent(reading.card_no) is not None:
             raise Grey(
                 "grey_open",
@@ -1030,13 +1093,17 @@ class LaneTerminal:
             ) from error
         record = {**base, **_purchase_fields(result)}
         seq = self._commit(record, username=username, intent=intent_id[0])
-        return Committed(
+        committed = Committed(
             seq,
             int(str(base["payable_fen"])),
             int(str(base["payment_type"])),
             record["tac"],
             result.balance_after,
+            terminal_seq=int(record["terminal_trans_seq"]),
         )
+        if obu_t is None or not reading.obu_no:
+            return committed
+        return self._write_obu(obu_t, reading, record0019, committed, fee=fee, username=username)
 
     def _commit(
         self,
@@ -1135,9 +1202,9 @@ class LaneTerminal:
     def sync(self) -> dict[str, Any]:
         """One round with the center: upload what is due, refresh the reference data."""
         reports = self.outbox.sync_all(self.center, now=self.clock)
-        refresh = self.reference.refresh(self.center, now=self.clock())
+        refresh = self.reference.refresh(self.center, now=self.clock(), clock=self.clock)
         if refresh.updated and not refresh.failed and not any(r.error for r in reports):
-            self.outbox.mark_contact(self.clock())
+            self.outbox.mark_contact(self.clock(), clock_offset_ms=refresh.clock_offset_ms)
         return {"uploads": reports, "refresh": refresh}
 
 
@@ -1173,8 +1240,63 @@ def _purchase_fields(result: ops.PurchaseResult) -> dict[str, Any]:
     }
 
 
+#: The largest value of a 3-byte counter in EF04.
+_MAX3 = 0xFFFFFF
+
+
+def _fee_block(
+    before: ObuFeeFile | None,
+    record0019: Card0019,
+    reading: Reading,
+    *,
+    fee: FeeResult | None,
+    committed: Committed,
+    user_type: int,
+    province: str,
+) -> ObuFeeFile:
+    """The EF04 block after this transaction. ``fee`` None is an entry."""
+    digest = bytes.fromhex(committed.tac) + committed.terminal_seq.to_bytes(4, "big")
+    start = ObuFeeFile(
+        entry_0019=record0019.encode()[:39],
+        card_0015=reading.card_0015_head,
+        user_type=user_type,
+        province_count=1,
+        digest=digest,
+    )
+    if fee is None:
+        return start
+    trip = before
+    same_trip = (
+        trip is not None
+        and trip.entry is not None
+        and reading.entry is not None
+        and trip.entry.time == int(reading.entry.time.timestamp())
+    )
+    if not same_trip or trip is None:
+        trip = start
+    paid = committed.payable_fen
+    provinces = dict(trip.provinces)
+    provinces[province] = min(provinces.get(province, 0) + paid, _MAX3)
+    return replace(
+        start,
+        province_count=max(trip.province_count, len(provinces)),
+        receivable_fen=min(trip.receivable_fen + fee.fee_fen, _MAX3),
+        actual_fen=min(trip.actual_fen + paid, _MAX3),
+        successes=min(trip.successes + 1, 0xFFFF),
+        mileage_m=min(trip.mileage_m + fee.length_m, _MAX3),
+        no_card_count=trip.no_card_count,
+        province_entry=trip.province_entry,
+        province_receivable_fen=min(trip.province_receivable_fen + fee.fee_fen, _MAX3),
+        province_successes=min(trip.province_successes + 1, 0xFF),
+        province_actual_fen=min(trip.province_actual_fen + paid, _MAX3),
+        provinces=tuple(provinces.items()),
+    )
+
+
 def _reason(quote: Quote, reading: Reading, fee: FeeResult, typed: str) -> str:
     parts = [typed.strip()] if typed.strip() else []
+    if len(quote.special_cases) > 1:
+        parts.append("cases: " + ", ".join(quote.special_cases))
     if reading.list_types.get("card") or reading.list_types.get("obu"):
         parts.append(
             "status list: "

@@ -32,6 +32,7 @@ __all__ = [
     "SyncReport",
     "Uploader",
     "backoff_seconds",
+    "clock_offset_ms",
     "open_store",
 ]
 
@@ -219,7 +220,7 @@ class Outbox:
             self._defer([int(r["seq"]) for r in batch], sent_at, message)
             return SyncReport(sent=len(batch), answered={}, error=message)
         received_at = now()
-        offset = _clock_offset_ms(answer.get("server_time"), sent_at, received_at)
+        offset = clock_offset_ms(answer.get("server_time"), sent_at, received_at)
         counts: dict[str, int] = {}
         missing = []
         with self._write() as db:
@@ -270,10 +271,13 @@ class Outbox:
                 )
             self._set(db, "last_error", error[:500])
 
-    def mark_contact(self, at: dt.datetime) -> None:
-        """The center answered (a download, nothing to upload): the last sync is now."""
+    def mark_contact(self, at: dt.datetime, *, clock_offset_ms: int | None = None) -> None:
+        """The center answered (a download, nothing to upload): the last sync is
+        now, and the clock offset measured on that exchange is kept."""
         with self._write() as db:
             self._set(db, "last_sync_utc", _iso(at))
+            if clock_offset_ms is not None:
+                self._set(db, "clock_offset_ms", str(clock_offset_ms))
             if not self.due(now=at, limit=1):
                 self._set(db, "last_error", "")
 
@@ -310,7 +314,7 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def _clock_offset_ms(
+def clock_offset_ms(
     server_time: object, sent_at: dt.datetime, received_at: dt.datetime
 ) -> int | None:
     """Center clock minus terminal clock, taking the center's reading as made

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from etcnet.terminal.outbox import CenterUnavailable, open_store
+from etcnet.terminal.outbox import CenterUnavailable, clock_offset_ms, open_store
 
 __all__ = [
     "DOCUMENTS",
@@ -65,6 +65,9 @@ class StatusListCheck(Protocol):
 class RefreshReport:
     updated: tuple[str, ...]
     failed: dict[str, str]
+    #: Center clock minus terminal clock, from the quickest download that
+    #: carried ``server_time`` (None without a ``clock`` or such an answer).
+    clock_offset_ms: int | None = None
 
 
 class CachedStatusList:
@@ -92,19 +95,33 @@ class ReferenceData:
     def close(self) -> None:
         self._db.close()
 
-    def refresh(self, center: Downloader, *, now: dt.datetime) -> RefreshReport:
+    def refresh(
+        self,
+        center: Downloader,
+        *,
+        now: dt.datetime,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> RefreshReport:
         """Downloads every document; each one that arrives whole replaces the
-        stored copy, each failure is reported and keeps the old one."""
+        stored copy, each failure is reported and keeps the old one. With a
+        ``clock``, each download's round trip also measures the clock offset."""
         if now.tzinfo is None:
             raise ValueError("reference times carry their offset")
         updated: list[str] = []
         failed: dict[str, str] = {}
+        best: tuple[dt.timedelta, int] | None = None
         for name, required in DOCUMENTS.items():
+            sent_at = clock() if clock else None
             try:
                 body = center.download(name)
             except CenterUnavailable as error:
                 failed[name] = str(error)
                 continue
+            if clock is not None and sent_at is not None and isinstance(body, Mapping):
+                received_at = clock()
+                offset = clock_offset_ms(body.get("server_time"), sent_at, received_at)
+                if offset is not None and (best is None or received_at - sent_at < best[0]):
+                    best = (received_at - sent_at, offset)
             if not isinstance(body, Mapping) or not isinstance(body.get(required), list):
                 failed[name] = f"the center's {name} has no {required!r} list"
                 continue
@@ -115,7 +132,9 @@ class ReferenceData:
                 (name, json.dumps(body, ensure_ascii=False), now.astimezone(dt.UTC).isoformat()),
             )
             updated.append(name)
-        return RefreshReport(updated=tuple(updated), failed=failed)
+        return RefreshReport(
+            updated=tuple(updated), failed=failed, clock_offset_ms=best[1] if best else None
+        )
 
     def get(self, name: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT body FROM reference WHERE name = ?", (name,)).fetchone()

@@ -46,8 +46,14 @@ from etcnet.tolling.models import (
     Upload,
 )
 
-STORED_VALUE, DEBIT = 22, 23
+STORED_VALUE, DEBIT, FREE = 22, 23, 0
 CARD_PAYMENTS = (STORED_VALUE, DEBIT)
+
+
+def _by_card(f: Mapping[str, Any]) -> bool:
+    """The record carries a card purchase whose TAC the vault must verify: paid by
+    the card, or an exempt exit closed on the card by a zero-amount purchase."""
+    return f["payment_type"] in CARD_PAYMENTS or (f["payment_type"] == FREE and bool(f["tac"]))
 
 
 class UploadConflict(Conflict):
@@ -258,7 +264,7 @@ def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, A
             f"vehicle photo: {photo.code}",
         )
         photo = None
-    if status == RecordStatus.ACCEPTED and fields["payment_type"] in CARD_PAYMENTS:
+    if status == RecordStatus.ACCEPTED and _by_card(fields):
         # The purchase is its own transaction, idempotent by the PSAM's terminal
         # number and sequence: a crash before the record below is stored is
         # healed by the terminal's retry, which finds the same entry.
@@ -274,9 +280,7 @@ def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, A
         with transaction.atomic(durable=True):
             if status == RecordStatus.ACCEPTED:
                 _post_debit_toll(terminal, seq, fields)
-            fields["tac_verified"] = (
-                status == RecordStatus.ACCEPTED and fields["payment_type"] in CARD_PAYMENTS
-            )
+            fields["tac_verified"] = status == RecordStatus.ACCEPTED and _by_card(fields)
             txn = TollTransaction(
                 terminal=terminal,
                 seq=seq,
@@ -442,8 +446,10 @@ def _verdict(terminal: Terminal, f: Mapping[str, Any]) -> tuple[str, int | None,
         return RecordStatus.ACCEPTED, None, ""
     if f["payable_fen"] < 0 or f["fee_fen"] < 0 or f["payable_fen"] > f["fee_fen"] + 50:
         return RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD), "fee fields do not add up"
-    if f["payment_type"] not in CARD_PAYMENTS:
+    if not _by_card(f):
         return RecordStatus.ACCEPTED, None, ""
+    if f["payment_type"] == FREE and f["amount_fen"]:
+        return RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD), "a free passage charged the card"
     if TollTransaction.objects.filter(
         terminal=terminal, terminal_trans_seq=f["terminal_trans_seq"], status=RecordStatus.ACCEPTED
     ).exists():
@@ -457,7 +463,7 @@ def _verdict(terminal: Terminal, f: Mapping[str, Any]) -> tuple[str, int | None,
         return RecordStatus.REJECTED, int(DisputeCode.NO_CARD), "card number does not exist"
     if card.state not in (UnitState.ACTIVE, UnitState.ISSUED):
         return RecordStatus.REJECTED, int(DisputeCode.CARD_STATE), f"card is {card.state}"
-    if f["payment_type"] != card.card_type:
+    if f["payment_type"] in CARD_PAYMENTS and f["payment_type"] != card.card_type:
         return (
             RecordStatus.REJECTED,
             int(DisputeCode.INVALID_TYPE),

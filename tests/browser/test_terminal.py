@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.hashers import check_password
 from PIL import Image
 from playwright.sync_api import Page, expect
 
@@ -23,12 +22,10 @@ from etcnet.cards.models import Binding
 from etcnet.cards.tests.conftest import _vault, approved, stock  # noqa: F401  (fixtures)
 from etcnet.core.roles import Role
 from etcnet.network import services as network
-from etcnet.smartcard.transport import open_emulated
-from etcnet.terminal.center import HttpCenter
-from etcnet.terminal.lane import LaneTerminal
 from etcnet.tolling import services
 from etcnet.tolling.models import TollTransaction
 from etcnet.tolling.tests.conftest import card, tianjin  # noqa: F401  (fixtures)
+from etcnet.tolling.tests.lanes import enter, lane_terminal
 from tests.terminal_process import TerminalPages, free_port, start_terminal, stop
 
 
@@ -73,30 +70,8 @@ def terminal_ui(live_server, operator, tianjin, tmp_path) -> Iterator[Callable[.
 def enter_at_yangcun(live_server: Any, operator: Any, tmp_path: Any, card_unit: Any) -> None:
     """The car entered at 杨村 (an entry lane worked in-process)."""
     network.add_lane("S1201048", number=1, direction="entry", lane_type="mixed", actor=operator)
-    _, secret, psam = services.register_terminal(
-        "EN-1", station_id="S1201048", lanes=[1], actor=operator
-    )
-    lane = LaneTerminal(
-        terminal_id="EN-1",
-        store=tmp_path / "EN-1.sqlite3",
-        center=HttpCenter(live_server.url, terminal_id="EN-1", secret=secret),
-        psam=lambda: open_emulated(psam),
-        verify_password=check_password,
-    )
-    lane.sync()
-    carl = lane.sign_in("carl", "pw-12345678")
-    shift = lane.start_shift(carl, lane=1)
-    transport = devices.open_unit(card_unit)
-    reading = lane.read(transport)
-    lane.entry(
-        transport,
-        reading,
-        collector=carl,
-        shift=shift,
-        plate=reading.plate,
-        plate_color=reading.plate_color,
-        vehicle_class=1,
-    )
+    lane = lane_terminal(live_server, operator, tmp_path, "EN-1", "S1201048", [1])
+    enter(lane, card_unit)
     lane.sync()
     lane.close()
 
@@ -216,6 +191,7 @@ def test_seed_001_linkage_then_a_listed_card_is_refused_and_pays_cash(
     page.click("[data-testid=commit]")
     expect(page.get_by_test_id("done")).to_be_visible()
     expect(page.get_by_test_id("balance-after")).to_have_text("95.25")
+    expect(page.get_by_test_id("obu-written")).to_be_visible()
     no_overflow(page)
 
     cards.report_loss(card.card_no, actor=clerk)

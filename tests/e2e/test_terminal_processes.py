@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from etcnet.smartcard import ops
+from etcnet.smartcard.transport import open_emulated
 from tests.terminal_process import (
     ROOT,
     TerminalPages,
@@ -184,6 +186,10 @@ def test_entry_closed_exit_and_open_exit_across_processes(center, tmp_path):
         assert 'data-testid="amount">4.75<' in fee.text  # 5.00 less the 5 % ETC discount
         paid = linkage.post("/exit/linkage", {"action": "commit"})
         assert 'data-testid="done"' in paid.text, paid.text[:2000]
+        assert 'data-testid="obu-written"' in paid.text
+        block = ops.read_obu_fee(open_emulated(cards / obu_file[0]))
+        assert block is not None
+        assert (block.actual_fen, block.successes, block.provinces) == (475, 1, (("12", 475),))
         linkage.wait_synced()
     finally:
         for process in procs.values():

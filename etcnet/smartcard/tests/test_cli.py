@@ -177,6 +177,7 @@ def test_card_show_decodes_an_obu_and_a_psam(tmp_path: Path) -> None:
         "alg": "3des",
         "system_file": None,
         "vehicle_file": None,
+        "fee_file": None,
         "tamper_flag": "00",
         "activated": False,
     }

@@ -17,7 +17,7 @@ from etcnet.smartcard import crypto, ops
 from etcnet.smartcard.apdu import ApduError, Response
 from etcnet.smartcard.crypto import Alg
 from etcnet.smartcard.emulator import LOG_RECORDS, SoftCard, SoftObu, SoftPsam, StateFileError
-from etcnet.smartcard.files import Card0015, Card0019, TamperFlag
+from etcnet.smartcard.files import Card0015, Card0019, ObuFeeFile, TamperFlag
 from etcnet.smartcard.ops import CardError, OperationError
 from etcnet.smartcard.tests import (
     MASTERS,
@@ -722,3 +722,56 @@ def test_open_emulated_picks_the_device_kind(tmp_path: Path) -> None:
         )
     )
     assert [type(device) for device in devices] == [SoftCard, SoftObu, SoftPsam]
+
+
+def test_obu_fee_file_is_written_in_the_clear_and_read_back(tmp_path: Path) -> None:
+    obu = SoftObu.create(
+        tmp_path / "obu.json",
+        system=make_obu_system(tamper_flag=TamperFlag.ACTIVE),
+        vehicle=make_obu_vehicle(),
+        update_key=obu_update_key(Alg.TDES),
+        alg=Alg.TDES,
+    )
+    t = EmulatorTransport(obu)
+    assert ops.read_obu_fee(t) is None
+    fee = ObuFeeFile(
+        entry_0019=Card0019(network="1201", station=0x0E02, lane=1).encode()[:39],
+        successes=1,
+        actual_fen=4501,
+        provinces=(("12", 4501),),
+    )
+    ops.write_obu_fee(t, fee)
+    assert ops.read_obu_fee(open_emulated(obu.path)) == fee
+    assert SoftObu.load(obu.path).describe()["fee_file"]["actual_fen"] == 4501
+
+    # The block sits at 314 (013A) of EF04, 171 bytes, after SELECT DF01 / EF04.
+    send(obu, "00A4000002DF01")
+    send(obu, "00A4000002EF04")
+    assert send(obu, "00B0013A04").data == h("AA290012")
+    # A plain write anywhere but EF04 is refused and changes nothing.
+    send(obu, "00A4000002EF01")
+    before = state_bytes(obu.path)
+    assert send(obu, "00D6000001FF").sw == 0x6982
+    assert send(obu, "00D6810001FF").sw == 0x6982
+    assert state_bytes(obu.path) == before
+    # Past the end of the file.
+    send(obu, "00A4000002EF04")
+    assert send(obu, "00D601FF02FFFF").sw == 0x6B00
+
+    # Recycling clears it.
+    ops.format_blank(t, device="obu", mac_for=vault_mac_for(Alg.TDES, obu_update_key(Alg.TDES)))
+    assert ops.read_obu_fee(t) is None
+
+
+def test_an_obu_state_file_from_before_ef04_loads_with_an_empty_fee_file(tmp_path: Path) -> None:
+    obu = SoftObu.create(
+        tmp_path / "obu.json",
+        system=make_obu_system(),
+        vehicle=make_obu_vehicle(),
+        update_key=obu_update_key(Alg.TDES),
+        alg=Alg.TDES,
+    )
+    state = json.loads(obu.path.read_text())
+    del state["files"]["fee"]
+    obu.path.write_text(json.dumps(state))
+    assert ops.read_obu_fee(open_emulated(obu.path)) is None

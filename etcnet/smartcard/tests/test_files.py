@@ -12,6 +12,7 @@ from etcnet.smartcard.files import (
     Card0019,
     Card0019Legacy,
     FileFormatError,
+    ObuFeeFile,
     ObuSystemFile,
     ObuVehicleFile,
     PurseLogRecord,
@@ -501,3 +502,78 @@ def test_from_vehicle_picks_the_layout_and_keeps_its_fields() -> None:
         "LSVAA4182E2123456",
     )
     assert ObuVehicleFile.decode(truck.encode()) == truck
+
+
+@st.composite
+def obu_fee_files(draw: st.DrawFn) -> ObuFeeFile:
+    return ObuFeeFile(
+        entry_0019=draw(st.binary(min_size=39, max_size=39)),
+        card_0015=draw(st.binary(min_size=20, max_size=20)),
+        user_type=draw(byte()),
+        province_count=draw(byte()),
+        receivable_fen=draw(uint(3)),
+        actual_fen=draw(uint(3)),
+        successes=draw(uint(2)),
+        mileage_m=draw(uint(3)),
+        no_card_count=draw(byte()),
+        province_entry=draw(st.binary(min_size=3, max_size=3)),
+        province_receivable_fen=draw(uint(3)),
+        province_successes=draw(byte()),
+        province_actual_fen=draw(uint(3)),
+        digest=draw(st.binary(min_size=8, max_size=8)),
+        provinces=tuple(
+            draw(
+                st.lists(
+                    st.tuples(digits(2).filter(lambda code: code != "00"), uint(3)), max_size=20
+                )
+            )
+        ),
+    )
+
+
+@given(obu_fee_files())
+def test_obu_fee_file_round_trip(fee: ObuFeeFile) -> None:
+    raw = fee.encode()
+    assert len(raw) == 171
+    assert ObuFeeFile.decode(raw) == fee
+
+
+def test_obu_fee_file_byte_layout() -> None:
+    exit_record = Card0019(network="1201", station=0x0E02, lane=3, time=0x5F000000)
+    fee = ObuFeeFile(
+        entry_0019=exit_record.encode()[:39],
+        card_0015=bytes(range(20)),
+        user_type=0,
+        province_count=1,
+        receivable_fen=4738,
+        actual_fen=4501,
+        successes=1,
+        mileage_m=31_200,
+        digest=h("0102030400000007"),
+        provinces=(("12", 4501),),
+    )
+    raw = fee.encode()
+    assert raw[:3] == h("AA2900")
+    assert raw[39:59] == bytes(range(20))
+    assert raw[59:72] == h("000100128200119500010079E0")
+    assert raw[83:91] == h("0102030400000007")
+    assert raw[91:95] == h("12001195")
+    assert raw[95:] == bytes(76)
+    assert fee.entry == Card0019(network="1201", station=0x0E02, lane=3, time=0x5F000000)
+    assert ObuFeeFile().entry is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"entry_0019": bytes(38)}, "entry_0019"),
+        ({"receivable_fen": 1 << 24}, "receivable_fen"),
+        ({"provinces": (("00", 1),)}, "provinces"),
+        ({"provinces": (("1A", 1),)}, "provinces"),
+        ({"provinces": tuple(("12", 1) for _ in range(21))}, "provinces"),
+    ],
+)
+def test_obu_fee_file_refusals_name_the_field(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(FileFormatError) as refused:
+        ObuFeeFile(**overrides).encode()
+    assert refused.value.field == field

@@ -87,3 +87,25 @@ def test_the_status_list_check_looks_up_by_medium_and_id():
 def test_times_without_an_offset_are_refused(data):
     with pytest.raises(ValueError, match="offset"):
         data.refresh(Center(DOCS), now=dt.datetime(2026, 11, 21, 10, 0))
+
+
+def test_a_refresh_measures_the_clock_offset_on_the_quickest_download(data):
+    """The terminal's clock runs 90 s behind the center's. The station download
+    takes 2 s and the center read its clock at the start of it (a skewed
+    reading); the others take 40 ms with the reading half-way: they decide."""
+    terminal = [T0]
+
+    class TimedCenter(Center):
+        def download(self, what: str) -> Mapping[str, Any]:
+            slow = what == "station"
+            center_time = terminal[0] + dt.timedelta(seconds=90, milliseconds=0 if slow else 20)
+            terminal[0] += dt.timedelta(seconds=2 if slow else 0.04)
+            return {**self.docs[what], "server_time": center_time.isoformat()}
+
+    def clock() -> dt.datetime:
+        return terminal[0]
+
+    report = data.refresh(TimedCenter(DOCS), now=T0, clock=clock)
+
+    assert report.clock_offset_ms == 90_000
+    assert data.refresh(Center(DOCS), now=T0).clock_offset_ms is None

@@ -282,7 +282,7 @@ class _Flow:
             ) from error
 
     def open_obu(self) -> Any:
-        if self.mode != "linkage":
+        if self.mode == "single" or (self.mode == "entry" and not self.draft.get("obu")):
             return None
         try:
             return runtime.open_device("obu", self.draft.get("obu", ""))
@@ -457,6 +457,7 @@ def _commit(
             axles=_int(d.get("axles")),
             total_weight_kg=_int(d.get("total_weight_kg")),
             photo_jpeg=photo,
+            obu_t=flow.open_obu(),
         )
     quote = _quote(lane, flow, reading)
     master = d.get("authorised_by")

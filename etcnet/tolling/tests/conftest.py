@@ -8,14 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 
-from conftest import photo
+from conftest import make_user, photo
 from etcnet.cards import services as cards
 from etcnet.cards.models import CardUnit
 from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS, _vault, approved, stock  # noqa: F401  (fixtures)
+from etcnet.core.roles import Role
 from etcnet.network import services as network
+from etcnet.terminal.lane import LaneTerminal
 from etcnet.tolling import services
 from etcnet.tolling.models import Terminal
+from etcnet.tolling.tests.lanes import lane_terminal
 
 DEMO = Path(__file__).resolve().parents[2] / "network" / "demo_bundle"
 
@@ -42,3 +46,28 @@ def card(clerk, stock, approved) -> CardUnit:  # noqa: F811  (the fixtures above
     cards.activate(binding.pk, photo=photo("obu"), actor=clerk)
     cards.top_up(CARD_NOS[0], amount_fen=10_000, channel="cash", idempotency_key="t", actor=clerk)
     return CardUnit.objects.get(card_no=CARD_NOS[0])
+
+
+@pytest.fixture
+def role_groups(transactional_db: Any) -> None:
+    """A transactional test's flush removes the migration-made role groups."""
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)
+
+
+@pytest.fixture
+def staff(role_groups: None) -> dict[str, Any]:
+    """Collector carl and station master sam (password pw-12345678)."""
+    return {
+        "carl": make_user("carl", Role.TOLL_COLLECTOR),
+        "sam": make_user("sam", Role.STATION_MASTER),
+    }
+
+
+@pytest.fixture
+def terminals(live_server, operator, tianjin, tmp_path) -> tuple[LaneTerminal, LaneTerminal]:
+    """EN-1 on the entry lane 1 of 杨村 (S1201048), HH-1 on exit lane 3 of 小孙庄."""
+    network.add_lane("S1201048", number=1, direction="entry", lane_type="mixed", actor=operator)
+    entry = lane_terminal(live_server, operator, tmp_path, "EN-1", "S1201048", [1])
+    exit_ = lane_terminal(live_server, operator, tmp_path, "HH-1", "S1201005", [3])
+    return entry, exit_

@@ -10,28 +10,17 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.hashers import check_password
-from django.contrib.auth.models import Group
 
-from conftest import make_user
 from etcnet.cards import devices
 from etcnet.cards import services as cards
-from etcnet.cards.models import CardUnit
-from etcnet.core.roles import Role
-from etcnet.network import services as network
 from etcnet.smartcard.transport import TransportError, open_emulated
 from etcnet.terminal.center import HttpCenter
 from etcnet.terminal.lane import Grey, LaneError, LaneTerminal
-from etcnet.tolling import services
 from etcnet.tolling.models import TollTransaction
+from etcnet.tolling.tests.lanes import enter, lane_terminal
 from etcnet.tolling.tests.test_terminal_sync import closed_port
 
-pytestmark = pytest.mark.usefixtures("live_server")
-
-
-@pytest.fixture(autouse=True)
-def _role_groups(transactional_db: Any) -> None:
-    for role in Role:
-        Group.objects.get_or_create(name=role.value)
+pytestmark = pytest.mark.usefixtures("live_server", "role_groups")
 
 
 class PulledAfterDebit:
@@ -48,64 +37,12 @@ class PulledAfterDebit:
         return answer
 
 
-@pytest.fixture
-def staff(transactional_db: Any) -> dict[str, Any]:
-    return {
-        "carl": make_user("carl", Role.TOLL_COLLECTOR),
-        "sam": make_user("sam", Role.STATION_MASTER),
-    }
-
-
-def lane_terminal(
-    live_server: Any,
-    operator: Any,
-    tmp_path: Any,
-    terminal_id: str,
-    station: str,
-    lanes: list[int],
-    *,
-    url: str | None = None,
-) -> LaneTerminal:
-    _term, secret, psam = services.register_terminal(
-        terminal_id, station_id=station, lanes=lanes, actor=operator
-    )
-    lane = LaneTerminal(
-        terminal_id=terminal_id,
-        store=tmp_path / f"{terminal_id}.sqlite3",
-        center=HttpCenter(url or live_server.url, terminal_id=terminal_id, secret=secret),
-        psam=lambda: open_emulated(psam),
-        verify_password=check_password,
-    )
-    lane.sync()
-    return lane
-
-
-@pytest.fixture
-def terminals(live_server, operator, tianjin, tmp_path) -> tuple[LaneTerminal, LaneTerminal]:
-    network.add_lane("S1201048", number=1, direction="entry", lane_type="mixed", actor=operator)
-    entry = lane_terminal(live_server, operator, tmp_path, "EN-1", "S1201048", [1])
-    exit_ = lane_terminal(live_server, operator, tmp_path, "HH-1", "S1201005", [3])
-    return entry, exit_
-
-
-def enter(lane: LaneTerminal, card: CardUnit) -> None:
-    carl = lane.sign_in("carl", "pw-12345678")
-    shift = lane.start_shift(carl, lane=1)
-    transport = devices.open_unit(card)
-    reading = lane.read(transport)
-    lane.entry(
-        transport,
-        reading,
-        collector=carl,
-        shift=shift,
-        plate=reading.plate,
-        plate_color=reading.plate_color,
-        vehicle_class=1,
-    )
-
-
 def test_entry_then_closed_exit_with_the_station_master(terminals, card, staff):
     entry_lane, exit_lane = terminals
+    # Nothing uploaded yet, but the downloads measured the clock (same machine: ~0).
+    offset = exit_lane.outbox.status().clock_offset_ms
+    assert offset is not None
+    assert abs(offset) < 2_000
     enter(entry_lane, card)
     carl = exit_lane.sign_in("carl", "pw-12345678")
     shift = exit_lane.start_shift(carl, lane=3)
