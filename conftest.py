@@ -18,6 +18,8 @@ from etcnet.issuance.models import Application, Outlet, OutletMembership
 @pytest.fixture(autouse=True)
 def _isolated(settings: Any, tmp_path: Any) -> Any:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ETCNET_LIST_DIR = tmp_path / "lists"
+    settings.ETCNET_LIST_KEY_FILE = tmp_path / "keys" / "status-list-ed25519.pem"
     settings.ETCNET_SMS_SENDER = "etcnet.core.sms.MemorySmsSender"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     MemorySmsSender.outbox.clear()

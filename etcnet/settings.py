@@ -222,6 +222,22 @@ ETCNET_FUND_DISPUTE_DAYS = env_int("ETCNET_FUND_DISPUTE_DAYS", 30)
 ETCNET_CARD_VALID_YEARS = env_int("ETCNET_CARD_VALID_YEARS", 10)
 ETCNET_COUNTER_TERMINAL_NO = env_str("ETCNET_COUNTER_TERMINAL_NO", "610100000001")
 
+# Status lists (docs/lists.md): version files are written to ETCNET_LIST_DIR and
+# signed with the Ed25519 key in ETCNET_LIST_KEY_FILE (made on first use). Imported
+# files must be signed by one of ETCNET_LIST_TRUSTED_KEYS (base64 raw public keys,
+# comma-separated) unless ETCNET_LIST_IMPORT_UNSIGNED allows unsigned files.
+ETCNET_LIST_DIR = Path(env_str("ETCNET_LIST_DIR", str(DATA_DIR / "lists")))
+ETCNET_LIST_KEY_FILE = Path(
+    env_str("ETCNET_LIST_KEY_FILE", str(DATA_DIR / "keys" / "status-list-ed25519.pem"))
+)
+ETCNET_LIST_TRUSTED_KEYS = [
+    k.strip() for k in env_str("ETCNET_LIST_TRUSTED_KEYS", "").split(",") if k.strip()
+]
+ETCNET_LIST_PUBLISHER = env_str("ETCNET_LIST_PUBLISHER", "etcnet-center")
+ETCNET_LIST_IMPORT_UNSIGNED = env_bool("ETCNET_LIST_IMPORT_UNSIGNED", True)
+# Increments are kept this many days; a terminal further behind takes a full version.
+ETCNET_LIST_KEEP_DAYS = env_int("ETCNET_LIST_KEEP_DAYS", 7)
+
 ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)
