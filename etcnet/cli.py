@@ -8,6 +8,7 @@
     etcnet fee --network DIR --exit NODE --class N compute a toll on a bundle (no database)
     etcnet fee table --network DIR --out FILE.csv  the minimum-fee table of a bundle
     etcnet network import|export DIR               a network bundle in or out of the database
+    etcnet lists publish|import|versions           status-list versions (docs/lists.md)
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
     etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
@@ -69,9 +70,15 @@ def _center(argv: Sequence[str]) -> int:
     from etcnet.wsgi import application
 
     print(f"etcnet center on http://{args.host}:{args.port}/  (API docs: /api/v1/docs)", flush=True)
-    terminal = None
+    helpers: list[subprocess.Popen[bytes]] = []
     if args.action == "demo":
-        terminal = _demo_terminal(args.host, args.port)
+        helpers.append(_demo_terminal(args.host, args.port))
+        # The status-list schedule: an increment every 5 minutes, a full version daily.
+        helpers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "etcnet.cli", "lists", "publish", "--every", "300"]
+            )
+        )
     try:
         serve(
             application,
@@ -83,8 +90,8 @@ def _center(argv: Sequence[str]) -> int:
             max_request_body_size=64 * 1024 * 1024,
         )
     finally:
-        if terminal is not None:
-            terminal.terminate()
+        for helper in helpers:
+            helper.terminate()
     return 0
 
 

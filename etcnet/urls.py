@@ -15,6 +15,7 @@ urlpatterns = [
     path("cards/", include("etcnet.cards.urls")),
     path("network/", include("etcnet.network.urls")),
     path("tolling/", include("etcnet.tolling.urls")),
+    path("lists/", include("etcnet.lists.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

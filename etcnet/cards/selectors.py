@@ -112,3 +112,18 @@ def search_cards(q: str, *, viewer: Any) -> QuerySet[CardUnit]:
         return CardUnit.objects.none()
     match = Q(card_no=q) | Q(account__number=q) | Q(bindings__vehicle__plate=q)
     return CardUnit.objects.filter(match).exclude(state=UnitState.IN_STOCK).distinct()[:50]
+
+
+def numbers_for_plate(plate: str) -> list[tuple[str, str]]:
+    """Every card and OBU ever bound to a plate: (medium, number), newest first."""
+    rows = (
+        Binding.objects.filter(vehicle__plate=plate.strip().upper())
+        .select_related("card", "obu")
+        .order_by("-created_at")
+    )
+    found: list[tuple[str, str]] = []
+    for binding in rows:
+        for pair in (("card", binding.card.card_no), ("obu", binding.obu.contract_no)):
+            if pair not in found:
+                found.append(pair)
+    return found

@@ -58,6 +58,20 @@ class HttpCenter:
         """``station``, ``tariff``, ``status-list`` or ``verifiers``."""
         return self._call("GET", f"/downloads/{what}")
 
+    def list_plan(self, held: str | None) -> Mapping[str, Any]:
+        """What to download to bring the status list from ``held`` up to date."""
+        return self._call("GET", "/downloads/status-list/plan", params={"held": held or ""})
+
+    def list_file(self, kind: str, number: str) -> bytes:
+        """A status-list version file: ``increment`` or ``full``, by number."""
+        try:
+            response = self._client.get(f"/downloads/status-list/{kind}/{number}")
+        except httpx.HTTPError as error:
+            raise CenterUnavailable(f"center unreachable: {error}") from error
+        if response.status_code != 200:
+            raise CenterUnavailable(f"center answered {response.status_code} for {kind} {number}")
+        return response.content
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Mapping[str, Any]:
         try:
             response = self._client.request(method, path, **kwargs)

@@ -174,6 +174,52 @@ def status_list(request: HttpRequest) -> Any:
     }
 
 
+@router.get("/downloads/status-list/plan")
+def status_list_plan(request: HttpRequest, held: str = "") -> Any:
+    """What to download to be current (docs/lists.md): with `held` the version
+    the terminal holds, the increments after it; `full_needed` when it must
+    start again from the latest full version (it holds none, or one too old).
+    `public_key` is the center's Ed25519 key the files are signed with."""
+    from django.conf import settings
+
+    from etcnet.lists import selectors as list_selectors
+    from etcnet.lists.signing import signing_key
+    from etcnet.lists.versionfile import key_id, public_key_text
+
+    public = signing_key().public_key()
+    now = timezone.now()
+    return {
+        **list_selectors.plan_for(held or None, now=now, keep_days=settings.ETCNET_LIST_KEEP_DAYS),
+        "public_key": public_key_text(public),
+        "key_id": key_id(public),
+        "server_time": now.isoformat(),
+    }
+
+
+@router.get("/downloads/status-list/{kind}/{number}")
+def status_list_file(request: HttpRequest, kind: str, number: str) -> Any:
+    """A version file: `increment/<number>` or `full/<number>` (`full/latest`)."""
+    from django.http import FileResponse
+
+    from etcnet.lists.models import ListVersion
+    from etcnet.lists.services import version_path
+
+    versions = ListVersion.objects.all()
+    if kind == "full":
+        versions = versions.exclude(full_file="")
+    elif kind != "increment":
+        return HttpResponse(b'{"code": "not_found"}', status=404, content_type="application/json")
+    version = (
+        versions.order_by("-number").first()
+        if number == "latest"
+        else versions.filter(number=number).first()
+    )
+    path = version_path(version, full=kind == "full") if version else None
+    if path is None or not path.exists():
+        return HttpResponse(b'{"code": "not_found"}', status=404, content_type="application/json")
+    return FileResponse(path.open("rb"), content_type="application/zip", filename=path.name)
+
+
 @router.get("/downloads/verifiers")
 def verifiers(request: HttpRequest) -> Any:
     """Password verifiers of this station's collectors and station masters, for

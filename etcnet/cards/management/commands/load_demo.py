@@ -29,6 +29,8 @@ from etcnet.core.roles import Role
 from etcnet.core.sms import MemorySmsSender
 from etcnet.issuance import samples, services
 from etcnet.issuance.models import Application, Outlet, OutletMembership
+from etcnet.lists import services as lists
+from etcnet.lists.models import ListVersion
 from etcnet.network.models import TariffVersion
 
 DEMO_PASSWORD = "etcnet-demo"
@@ -94,6 +96,11 @@ class Command(BaseCommand):
 
         if TariffVersion.objects.exists():
             self._terminal(users["operator"])
+        if not ListVersion.objects.exists():
+            report = lists.publish(full=True, actor="etcnet center demo")
+            self.stdout.write(
+                f"Status list version {report.version.number} published (full and increment)."
+            )
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo data loaded. Logins (password for all: {DEMO_PASSWORD}):")
