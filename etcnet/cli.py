@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 USAGE = __doc__ or ""
 
@@ -152,6 +153,12 @@ def _terminal(argv: Sequence[str]) -> int:
     p.add_argument("--sync-interval", type=float, default=10.0, help="seconds between syncs")
     p.add_argument("--clock-warn-ms", type=int, default=2000)
     p.add_argument("--reference-warn-hours", type=int, default=24)
+    p.add_argument(
+        "--list-warn-minutes",
+        type=int,
+        default=30,
+        help="warn the collector when the status list is older than this",
+    )
     p.add_argument("--offline-login-days", type=int, default=7)
     try:
         args = parser.parse_args(argv)
@@ -193,7 +200,7 @@ def _terminal(argv: Sequence[str]) -> int:
     from etcnet.terminal.web import runtime
     from etcnet.terminal.web.wsgi import application
 
-    def build(timeout_s: float) -> LaneTerminal:
+    def build(timeout_s: float, status_list: Any = None) -> LaneTerminal:
         return LaneTerminal(
             terminal_id=args.terminal_id,
             store=data / "terminal.sqlite3",
@@ -203,6 +210,7 @@ def _terminal(argv: Sequence[str]) -> int:
             psam=lambda: open_emulated(psam),
             verify_password=check_password,
             offline_login_days=args.offline_login_days,
+            status_list=status_list,
         )
 
     ui = build(5.0)
@@ -214,6 +222,7 @@ def _terminal(argv: Sequence[str]) -> int:
             clock_warn_ms=args.clock_warn_ms,
             reference_warn_hours=args.reference_warn_hours,
             lock=threading.RLock(),
+            list_warn_minutes=args.list_warn_minutes,
         )
     )
     status = ui.outbox.status()
@@ -222,7 +231,9 @@ def _terminal(argv: Sequence[str]) -> int:
         f"(center {args.center}; store {data}; {status.waiting} waiting to upload)",
         flush=True,
     )
-    runtime.start_sync(build(10.0), interval_s=args.sync_interval)
+    # The sync loop's terminal shares the pages' status list: one structure in
+    # memory, whose new versions the pages see at once.
+    runtime.start_sync(build(10.0, ui.status_list), interval_s=args.sync_interval)
     serve(application, host=args.host, port=args.port, threads=4, ident="etcnet-terminal")
     return 0
 

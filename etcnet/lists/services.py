@@ -89,7 +89,8 @@ def publish(
     *, now: dt.datetime | None = None, full: bool = False, actor: Any = "etcnet lists publish"
 ) -> PublishReport:
     """Publishes the increment of this minute — the list events and imports since
-    the last version — and, with ``full``, the full version of the same state.
+    the last version — and, with ``full`` (and always for the very first
+    version), the full version of the same state.
 
     Safe to run twice: a second run in the same minute finds the version made
     and only adds the full version if asked and missing. Audits
@@ -104,7 +105,8 @@ def publish(
         else:
             version, created = _publish_increment(number, latest, moment, actor), True
         full_written = False
-        if full and not version.full_file:
+        # The first version is always full too, so a new terminal can start.
+        if (full or latest is None) and not version.full_file:
             _publish_full(version, moment, actor)
             full_written = True
     return PublishReport(version, created, full_written)

@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from etcnet.core.money import Rounding, divide
 from etcnet.core.validators import gettext_noop
+from etcnet.lists.versionfile import key_id, public_key_from_text
 from etcnet.network.bundle import Interval, Network, Node, Owner
 from etcnet.network.engine import EXEMPT_KINDS, FeeEngine, FeeError, FeeResult, Method, Payment
 from etcnet.smartcard import ops
@@ -36,7 +39,8 @@ from etcnet.smartcard.codec import hexu
 from etcnet.smartcard.files import Card0019, FileFormatError, ObuFeeFile
 from etcnet.smartcard.transport import Transport, TransportError
 from etcnet.terminal.outbox import CenterUnavailable, Outbox, open_store
-from etcnet.terminal.reference import ReferenceData
+from etcnet.terminal.reference import ReferenceData, StatusListCheck
+from etcnet.terminal.statuslist import CompactStatusList, ListRefused
 
 __all__ = [
     "CARD_PAYMENTS",
@@ -108,6 +112,16 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 
+#: Where the pinned key of the center's status-list signatures is kept.
+LIST_KEY = "list-key"
+#: The outcome of the last status-list sync.
+LIST_SYNC = "list-sync"
+
+
+class ListSyncError(Exception):
+    """The status list could not be brought up to date (and was left as it was)."""
+
+
 class LaneError(Exception):
     """Something the collector must see and resolve: a stable ``code``, an
     English ``message`` (translated by the screen) with ``params``, and the
@@ -136,6 +150,14 @@ class Center(Protocol):
 
     def login(self, username: str, password: str) -> Mapping[str, Any] | None:
         """The user's roles and verifier, None when refused; CenterUnavailable."""
+        ...
+
+    def list_plan(self, held: str | None) -> Mapping[str, Any]:
+        """What to download to bring the status list from ``held`` up to date."""
+        ...
+
+    def list_file(self, kind: str, number: str) -> bytes:
+        """A status-list version file (``full`` or ``increment``)."""
         ...
 
 
@@ -287,11 +309,21 @@ class LaneTerminal:
         verify_password: Callable[[str, str], bool],
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         offline_login_days: int = 7,
+        status_list: CompactStatusList | None = None,
     ) -> None:
         self.terminal_id = terminal_id
         self.center = center
         self.outbox = Outbox(store, terminal_id=terminal_id)
         self.reference = ReferenceData(store)
+        #: The status list, in versions (docs/lists.md); beside the store as
+        #: ``<store>.lists/``, or shared with another ``LaneTerminal`` of the process.
+        if status_list is None:  # (an empty list is falsy: never `status_list or …`)
+            status_list = CompactStatusList.open(
+                Path(store).with_suffix(".lists"),
+                trusted_keys=self._pinned_list_key(),
+                clock=clock,
+            )
+        self.status_list = status_list
         self._db = open_store(store, _SCHEMA)
         self._psam = psam
         self._verify = verify_password
@@ -592,7 +624,7 @@ class LaneTerminal:
         assert f is not None
         today = self.clock().astimezone(LOCAL).date()
         problems: list[Problem] = []
-        listed = self.reference.status_list()
+        listed: StatusListCheck = self.status_list
         list_types = {"card": listed.lookup("card", card.card_no)}
         if list_types["card"]:
             problems.append(
@@ -1200,12 +1232,79 @@ class LaneTerminal:
     # -- sync --------------------------------------------------------------------
 
     def sync(self) -> dict[str, Any]:
-        """One round with the center: upload what is due, refresh the reference data."""
+        """One round with the center: upload what is due, refresh the reference
+        data, bring the status list up to date."""
         reports = self.outbox.sync_all(self.center, now=self.clock)
         refresh = self.reference.refresh(self.center, now=self.clock(), clock=self.clock)
         if refresh.updated and not refresh.failed and not any(r.error for r in reports):
             self.outbox.mark_contact(self.clock(), clock_offset_ms=refresh.clock_offset_ms)
-        return {"uploads": reports, "refresh": refresh}
+        return {"uploads": reports, "refresh": refresh, "lists": self.sync_status_list()}
+
+    # -- the status list ---------------------------------------------------------
+
+    def list_age(self, now: dt.datetime) -> dt.timedelta | None:
+        """How old the status list held is: since its version was published at
+        the center (the version number is that minute, Asia/Shanghai)."""
+        version = self.status_list.version
+        if version is None:
+            return None
+        published = dt.datetime.strptime(version, "%Y%m%d%H%M").replace(tzinfo=LOCAL)
+        return max(now - published, dt.timedelta(0))
+
+    def _pinned_list_key(self) -> dict[str, Ed25519PublicKey]:
+        pinned = self.reference.get(LIST_KEY)
+        if pinned is None:
+            return {}
+        return {str(pinned["key_id"]): public_key_from_text(str(pinned["public_key"]))}
+
+    def sync_status_list(self) -> dict[str, Any]:
+        """Downloads and applies what the center's plan names: the increments
+        after the version held, or a full version first when the list holds
+        none, was refused an increment, or fell too far behind. The center's
+        signing key is pinned the first time; a different key later is refused
+        (the operator resets it by removing the terminal's list key). Never
+        raises for the network or a refused file: the list stays as it was."""
+        lists = self.status_list
+        applied: list[str] = []
+        try:
+            plan = self.center.list_plan(None if lists.needs_full else lists.version)
+            key_id_, key_text = str(plan["key_id"]), str(plan["public_key"])
+            pinned = self.reference.get(LIST_KEY)
+            if pinned is None:
+                key = public_key_from_text(key_text)
+                if key_id(key) != key_id_:
+                    raise ListSyncError("the center's key and its id do not match")
+                self.reference.put(
+                    LIST_KEY, {"key_id": key_id_, "public_key": key_text}, now=self.clock()
+                )
+                lists.trust(key_id_, key)
+            elif pinned["key_id"] != key_id_:
+                raise ListSyncError(
+                    f"the center signs with key {key_id_}, not the pinned {pinned['key_id']}"
+                )
+            if plan["full_needed"] or lists.version is None:
+                full = plan.get("full")
+                if not full:
+                    raise ListSyncError("the center has no full version yet")
+                lists.install_full(self.center.list_file("full", str(full["number"])))
+                applied.append(f"full {full['number']}")
+            for step in plan["increments"]:
+                if lists.version is not None and str(step["number"]) <= lists.version:
+                    continue
+                lists.apply_increment(self.center.list_file("increment", str(step["number"])))
+                applied.append(str(step["number"]))
+        except (CenterUnavailable, ListRefused, ListSyncError) as error:
+            return self._list_synced(applied, str(error))
+        except (KeyError, TypeError, ValueError) as error:
+            return self._list_synced(applied, f"bad plan: {error}")
+        return self._list_synced(applied, "")
+
+    def _list_synced(self, applied: list[str], error: str) -> dict[str, Any]:
+        """The outcome of a list sync, kept for the screen and ``/status.json``."""
+        report = {"applied": applied, "version": self.status_list.version, "error": error}
+        now = self.clock()
+        self.reference.put(LIST_SYNC, {**report, "at": _iso(now)}, now=now)
+        return report
 
 
 def _shift(row: Sequence[Any]) -> Shift:

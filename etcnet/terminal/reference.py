@@ -1,12 +1,12 @@
 """What the terminal downloads from the center and works offline with: its
-station and lanes, the tariff and minimum-fee table, the status list, and the
-collectors' and station masters' password verifiers.
+station and lanes, the tariff and minimum-fee table, and the collectors' and
+station masters' password verifiers. (The status list comes in versions into
+its own compact structure, ``etcnet.terminal.statuslist``; the flows see it
+through ``StatusListCheck``.)
 
 Each document is replaced whole or not at all: a failed or unreadable download
 keeps the copy the terminal already has, and ``age`` says how old it is so the
-screen can tell the collector. The status-list check sits behind
-``StatusListCheck`` so the versioned national list (the lists issue) can replace
-the structure without touching the flows.
+screen can tell the collector.
 
 Pure: the standard library only, no Django.
 """
@@ -24,7 +24,6 @@ from etcnet.terminal.outbox import CenterUnavailable, clock_offset_ms, open_stor
 
 __all__ = [
     "DOCUMENTS",
-    "CachedStatusList",
     "Downloader",
     "ReferenceData",
     "RefreshReport",
@@ -35,7 +34,6 @@ __all__ = [
 DOCUMENTS: Mapping[str, str] = {
     "station": "lanes",
     "tariff": "minimum_fees",
-    "status-list": "entries",
     "verifiers": "users",
 }
 
@@ -68,22 +66,6 @@ class RefreshReport:
     #: Center clock minus terminal clock, from the quickest download that
     #: carried ``server_time`` (None without a ``clock`` or such an answer).
     clock_offset_ms: int | None = None
-
-
-class CachedStatusList:
-    """The status list as downloaded: a dictionary from (medium, id) to types."""
-
-    def __init__(self, document: Mapping[str, Any] | None) -> None:
-        self._entries: dict[tuple[str, str], tuple[int, ...]] = {}
-        for entry in (document or {}).get("entries", []):
-            key = (str(entry["medium"]), str(entry["id"]))
-            self._entries[key] = tuple(sorted(int(t) for t in entry["types"]))
-
-    def lookup(self, medium: str, medium_id: str) -> tuple[int, ...]:
-        return self._entries.get((medium, medium_id), ())
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class ReferenceData:
@@ -136,6 +118,15 @@ class ReferenceData:
             updated=tuple(updated), failed=failed, clock_offset_ms=best[1] if best else None
         )
 
+    def put(self, name: str, body: Mapping[str, Any], *, now: dt.datetime) -> None:
+        """Stores a document of the terminal's own (e.g. the pinned list key)."""
+        self._db.execute(
+            "INSERT INTO reference (name, body, fetched_utc) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET body = excluded.body,"
+            " fetched_utc = excluded.fetched_utc",
+            (name, json.dumps(dict(body), ensure_ascii=False), now.astimezone(dt.UTC).isoformat()),
+        )
+
     def get(self, name: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT body FROM reference WHERE name = ?", (name,)).fetchone()
         if row is None:
@@ -153,6 +144,3 @@ class ReferenceData:
         """How old the terminal's copy is; None when it has never had one."""
         fetched = self.fetched_at(name)
         return None if fetched is None else now - fetched
-
-    def status_list(self) -> StatusListCheck:
-        return CachedStatusList(self.get("status-list"))

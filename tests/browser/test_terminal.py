@@ -21,6 +21,7 @@ from etcnet.cards import services as cards
 from etcnet.cards.models import Binding
 from etcnet.cards.tests.conftest import _vault, approved, stock  # noqa: F401  (fixtures)
 from etcnet.core.roles import Role
+from etcnet.lists import services as lists
 from etcnet.network import services as network
 from etcnet.tolling import services
 from etcnet.tolling.models import TollTransaction
@@ -195,6 +196,7 @@ def test_seed_001_linkage_then_a_listed_card_is_refused_and_pays_cash(
     no_overflow(page)
 
     cards.report_loss(card.card_no, actor=clerk)
+    lists.publish()  # the next version carries the loss to the lanes
     page.goto(base + "/")
     page.click("form[action$='sync'] button")
     page.click("[data-testid=linkage]")

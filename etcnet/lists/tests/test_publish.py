@@ -140,12 +140,19 @@ def test_publishing_twice_in_a_minute_makes_one_version(operator: Any) -> None:
     assert again.version == first.version
     assert ListVersion.objects.count() == 1
     assert AuditEvent.objects.filter(action="lists.version_published").count() == 1
-    # Asking for the full version in the same minute adds it, once.
-    full = services.publish(now=T0 + dt.timedelta(seconds=40), full=True)
-    assert full.full_written
+    assert AuditEvent.objects.filter(action="lists.full_version_published").count() == 1
+    # The first version is full too, so a new terminal can start from it.
+    assert first.full_written
     assert not services.publish(now=T0 + dt.timedelta(seconds=50), full=True).full_written
+    # Later, asking for the full version in the same minute adds it, once.
+    services.publish(now=T0 + dt.timedelta(minutes=5))
+    full = services.publish(now=T0 + dt.timedelta(minutes=5, seconds=40), full=True)
+    assert full.full_written
+    assert not services.publish(
+        now=T0 + dt.timedelta(minutes=5, seconds=50), full=True
+    ).full_written
 
-    v = ListVersion.objects.get()
+    v = ListVersion.objects.get(number="202611211200")
     assert (v.number, v.previous, v.adds, v.removes, v.list_size) == ("202611211200", "", 1, 0, 1)
     increment = read(v.file)
     assert increment.manifest.signature is not None
@@ -168,7 +175,7 @@ def test_an_entry_keeps_when_it_entered_and_which_versions_carried_it() -> None:
     assert entry.left_at is not None
     carried = selectors.versions_carrying(entry)
     assert [v.number for v in carried["increments"]] == [first.number, last.number]
-    assert [v.number for v in carried["full"]] == [full.number]
+    assert [v.number for v in carried["full"]] == [first.number, full.number]  # first is full
     assert (first.adds, full.adds, last.removes) == (1, 0, 1)
 
 

@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 
 from etcnet.terminal.outbox import CenterUnavailable
-from etcnet.terminal.reference import CachedStatusList, ReferenceData
+from etcnet.terminal.reference import ReferenceData
 
 T0 = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
 
 DOCS: dict[str, dict[str, Any]] = {
     "station": {"lanes": [{"number": 3, "enabled": True, "allowed": True}]},
     "tariff": {"version": 1, "minimum_fees": [{"entry": "S1", "fee_fen": 500}]},
-    "status-list": {"entries": [{"medium": "card", "id": "6101", "types": [4, 1]}]},
     "verifiers": {"users": [{"username": "carl", "verifier": "argon2$…"}]},
 }
 
@@ -48,17 +47,17 @@ def test_a_refresh_stores_every_document_with_its_time(data):
 def test_a_failed_download_keeps_the_old_copy_and_says_so(data):
     center = Center(DOCS)
     data.refresh(center, now=T0)
-    center.down = {"status-list"}
+    center.down = {"verifiers"}
     center.docs["tariff"] = {"version": 2}  # no minimum_fees: not a tariff
     center.docs["station"] = {"lanes": []}
     report = data.refresh(center, now=T0 + dt.timedelta(hours=1))
-    assert report.updated == ("station", "verifiers")
+    assert report.updated == ("station",)
     assert report.failed == {
         "tariff": "the center's tariff has no 'minimum_fees' list",
-        "status-list": "connection refused",
+        "verifiers": "connection refused",
     }
     assert data.get("tariff") == DOCS["tariff"]
-    assert data.fetched_at("status-list") == T0
+    assert data.fetched_at("verifiers") == T0
     assert data.get("station") == {"lanes": []}
 
 
@@ -66,22 +65,18 @@ def test_the_copy_survives_a_restart(tmp_path):
     first = ReferenceData(tmp_path / "t.sqlite3")
     first.refresh(Center(DOCS), now=T0)
     first.close()
-    assert ReferenceData(tmp_path / "t.sqlite3").status_list().lookup("card", "6101") == (1, 4)
+    assert ReferenceData(tmp_path / "t.sqlite3").get("verifiers") == DOCS["verifiers"]
 
 
-def test_never_downloaded_means_no_age_and_an_empty_list(data):
+def test_never_downloaded_means_no_age(data):
     assert data.age("station", now=T0) is None
     assert data.get("station") is None
-    assert data.status_list().lookup("card", "6101") == ()
 
 
-def test_the_status_list_check_looks_up_by_medium_and_id():
-    check = CachedStatusList(
-        {"entries": [{"medium": "obu", "id": "6101000000000001", "types": [3]}]}
-    )
-    assert check.lookup("obu", "6101000000000001") == (3,)
-    assert check.lookup("card", "6101000000000001") == ()
-    assert len(check) == 1
+def test_the_terminal_keeps_documents_of_its_own(data):
+    data.put("list-key", {"key_id": "ab", "public_key": "cd"}, now=T0)
+    assert data.get("list-key") == {"key_id": "ab", "public_key": "cd"}
+    assert data.fetched_at("list-key") == T0
 
 
 def test_times_without_an_offset_are_refused(data):

@@ -32,6 +32,7 @@ class Runtime:
     clock_warn_ms: int
     reference_warn_hours: int
     lock: threading.RLock
+    list_warn_minutes: int = 30
 
 
 _RUNTIME: Runtime | None = None
@@ -121,10 +122,20 @@ def context(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     rt = current()
     now = rt.lane.clock()
     status = rt.lane.outbox.status()
-    ages = {name: rt.lane.reference.age(name, now=now) for name in ("tariff", "status-list")}
+    ages = {name: rt.lane.reference.age(name, now=now) for name in ("station", "tariff")}
     oldest = max((a for a in ages.values() if a is not None), default=None)
     station = rt.lane.reference.get("station") or {}
+    lists = rt.lane.status_list
+    list_age = rt.lane.list_age(now)
+    refusal = lists.last_refusal
     return {
+        "list_version": lists.version,
+        "list_age_min": None if list_age is None else int(list_age.total_seconds() // 60),
+        "list_old": list_age is not None and list_age > dt.timedelta(minutes=rt.list_warn_minutes),
+        "list_needs_full": lists.needs_full and lists.version is not None,
+        "list_refusal": f"{refusal.code}: {refusal.message}"
+        if refusal
+        else str((rt.lane.reference.get("list-sync") or {}).get("error", "")),
         "outbox": status,
         "clock_warning": status.clock_offset_ms is not None
         and abs(status.clock_offset_ms) > rt.clock_warn_ms,

@@ -197,8 +197,19 @@ def status_json(request: HttpRequest) -> JsonResponse:
     with runtime.lane() as lane:
         status = lane.outbox.status()
         intents = lane.open_intents()
+        lists = lane.status_list
+        age = lane.list_age(lane.clock())
+        list_sync = lane.reference.get("list-sync") or {}
     return JsonResponse(
         {
+            "status_list": {
+                "version": lists.version,
+                "age_s": None if age is None else int(age.total_seconds()),
+                "size": len(lists),
+                "needs_full": lists.needs_full,
+                "last_sync_utc": list_sync.get("at"),
+                "last_error": list_sync.get("error", ""),
+            },
             "waiting": status.waiting,
             "needs_attention": status.needs_attention,
             "last_sync_utc": status.last_sync_utc.isoformat() if status.last_sync_utc else None,

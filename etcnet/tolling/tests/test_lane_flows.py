@@ -13,6 +13,7 @@ from django.contrib.auth.hashers import check_password
 
 from etcnet.cards import devices
 from etcnet.cards import services as cards
+from etcnet.lists import services as lists
 from etcnet.smartcard.transport import TransportError, open_emulated
 from etcnet.terminal.center import HttpCenter
 from etcnet.terminal.lane import Grey, LaneError, LaneTerminal
@@ -188,6 +189,7 @@ def test_a_listed_card_is_refused_and_the_vehicle_pays_cash(terminals, card, sta
     entry_lane, exit_lane = terminals
     enter(entry_lane, card)
     cards.report_loss(card.card_no, actor=clerk)
+    lists.publish()  # the next version carries the loss to the lanes
     exit_lane.sync()
     carl = exit_lane.sign_in("carl", "pw-12345678")
     shift = exit_lane.start_shift(carl, lane=3)

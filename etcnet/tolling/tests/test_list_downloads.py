@@ -79,7 +79,7 @@ def test_the_plan_leads_a_terminal_from_nothing_to_the_latest_version(client: Cl
 def test_files_need_the_terminal_and_exist(client: Client, terminal: Any) -> None:
     lists.publish(now=T0)
     assert Client().get(PLAN).status_code == 401
-    missing = client.get(f"{FILES}/full/latest")
+    missing = client.get(f"{FILES}/full/209901010000")
     assert (missing.status_code, missing.json()) == (404, {"code": "not_found"})
     assert client.get("/api/v1/tolling/downloads/status-list/other/latest").status_code == 404
     assert (

@@ -10,13 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
+from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import Group
 
 from etcnet.cards import services as cards
 from etcnet.core.roles import Role
+from etcnet.lists import services as lists
+from etcnet.smartcard.transport import open_emulated
 from etcnet.terminal.center import HttpCenter
+from etcnet.terminal.lane import LaneTerminal
 from etcnet.terminal.outbox import Outbox
-from etcnet.terminal.reference import DOCUMENTS, ReferenceData
+from etcnet.terminal.reference import DOCUMENTS
 from etcnet.tolling.models import TollTransaction
 from etcnet.tolling.tests.test_ingest import purchase, record
 
@@ -119,29 +123,41 @@ def test_a_terminal_with_a_wrong_secret_uploads_nothing(live_server, terminal, c
     assert TollTransaction.objects.count() == 0
 
 
-def test_the_terminal_downloads_its_reference_data_and_checks_the_list_offline(
+def test_the_terminal_downloads_its_reference_data_and_its_list_and_works_offline(
     live_server, terminal, card, clerk, tmp_path
 ):
-    term, secret, _ = terminal
+    term, secret, psam = terminal
     cards.report_loss(card.card_no, reason="lost at the station", actor=clerk)
-    data = ReferenceData(tmp_path / "terminal.sqlite3")
-    center = HttpCenter(live_server.url, terminal_id=term.terminal_id, secret=secret)
+    lists.publish(full=True)
 
-    report = data.refresh(center, now=utc_now())
-    assert report.failed == {}
-    assert set(report.updated) == set(DOCUMENTS)
-    assert data.status_list().lookup("card", card.card_no) == (1,)  # 卡挂失
-    station = data.get("station")
+    def lane_terminal(url: str, **kwargs: Any) -> LaneTerminal:
+        return LaneTerminal(
+            terminal_id=term.terminal_id,
+            store=tmp_path / "terminal.sqlite3",
+            center=HttpCenter(url, terminal_id=term.terminal_id, secret=secret),
+            psam=lambda: open_emulated(psam),
+            verify_password=check_password,
+            **kwargs,
+        )
+
+    lane = lane_terminal(live_server.url)
+    result = lane.sync()
+    assert result["refresh"].failed == {}
+    assert set(result["refresh"].updated) == set(DOCUMENTS)
+    assert result["lists"]["error"] == ""
+    assert lane.status_list.lookup("card", card.card_no) == (1,)  # 卡挂失
+    station = lane.reference.get("station")
     assert station is not None
     assert [lane["number"] for lane in station["lanes"] if lane["allowed"]] == [3]
 
     # The center goes away: the terminal keeps what it has and says how old it is.
-    gone = HttpCenter(f"http://127.0.0.1:{closed_port()}", terminal_id="HH-0001", secret=secret)
     later = utc_now() + dt.timedelta(hours=2)
-    report = data.refresh(gone, now=later)
-    assert report.updated == ()
-    assert set(report.failed) == set(DOCUMENTS)
-    assert data.status_list().lookup("card", card.card_no) == (1,)
-    age = data.age("status-list", now=later)
+    offline = lane_terminal(f"http://127.0.0.1:{closed_port()}", clock=lambda: later)
+    result = offline.sync()
+    assert result["refresh"].updated == ()
+    assert set(result["refresh"].failed) == set(DOCUMENTS)
+    assert "unreachable" in result["lists"]["error"]
+    assert offline.status_list.lookup("card", card.card_no) == (1,)
+    age = offline.status_list.age(later)
     assert age is not None
     assert age >= dt.timedelta(hours=2)
