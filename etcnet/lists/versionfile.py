@@ -19,6 +19,7 @@ import itertools
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from etcnet.lists.keys import MEDIA, TYPES, IssuerTable, ListKeyError
+from etcnet.lists.keys import TYPES, IssuerTable, ListKeyError
 
 __all__ = [
     "FORMAT",
@@ -74,7 +75,17 @@ class Line:
     reason: str = ""
 
     def as_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return _compact(
+            {
+                "id": self.id,
+                "issuer": self.issuer,
+                "medium": self.medium,
+                "reason": self.reason,
+                "since": self.since,
+                "status": self.status,
+                "type": self.type,
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,9 @@ class VersionFile:
     @property
     def issuers(self) -> IssuerTable:
         return IssuerTable(self.manifest.issuers)
+
+
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # -- keys -------------------------------------------------------------------------
@@ -198,6 +212,27 @@ def read_version(
     by an unknown key, or a bad one, is refused; an unsigned file only when
     ``require_signature`` is off (a national file without a signature)."""
     opener = _opener(source)
+    try:
+        return _read(opener, trusted_keys, require_signature)
+    except VersionFileError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        RuntimeError,  # zipfile: "encrypted", bad headers
+        NotImplementedError,  # zipfile: an unknown compression method
+        ValueError,  # zipfile and the text decoder on damaged bytes
+    ) as error:
+        raise VersionFileError("zip", f"the file is damaged ({error})") from None
+
+
+def _read(
+    opener: Callable[[], zipfile.ZipFile],
+    trusted_keys: Mapping[str, Ed25519PublicKey],
+    require_signature: bool,
+) -> VersionFile:
     with opener() as archive:
         names = set(archive.namelist())
         for needed in (MANIFEST, ENTRIES):
@@ -328,10 +363,14 @@ def _manifest(raw: object) -> Manifest:
     return manifest
 
 
+_FIELDS = frozenset(("medium", "id", "type", "status", "issuer", "since", "reason"))
+_BLOCK = 8192  # lines parsed by one json.loads
+
+
 def _lines(stream: IO[bytes], manifest: Manifest) -> Iterator[Line]:
-    """Entries one per line (the form etcnet writes); any other JSON array layout
-    is read whole."""
-    issuers = IssuerTable(manifest.issuers)
+    """Entries one per line (the form etcnet writes), parsed a block of lines at
+    a time; any other JSON array layout is read whole."""
+    networks = frozenset(manifest.issuers)
     text = io.TextIOWrapper(stream, encoding="utf-8")
     first, second = text.readline(), text.readline()
     one_per_line = first.strip() == "[" and (
@@ -346,10 +385,11 @@ def _lines(stream: IO[bytes], manifest: Manifest) -> Iterator[Line]:
         if not isinstance(items, list):
             raise VersionFileError("entries", "must be a JSON array")
         for n, item in enumerate(items):
-            yield _line(item, n, manifest.kind, issuers)
+            yield _line(item, n, manifest.kind, networks)
         return
     n = 0
     closed = False
+    block: list[str] = []
     for raw in itertools.chain([second], text):
         stripped = raw.strip()
         if stripped == "]":
@@ -359,54 +399,69 @@ def _lines(stream: IO[bytes], manifest: Manifest) -> Iterator[Line]:
             if stripped:
                 raise VersionFileError("entries", "text after the closing bracket")
             continue
-        if not stripped:
-            continue
-        try:
-            item = json.loads(stripped.removeprefix(",").removesuffix(","))
-        except ValueError as error:
-            raise VersionFileError(f"entries[{n}]", f"not JSON ({error})") from None
-        yield _line(item, n, manifest.kind, issuers)
-        n += 1
+        if stripped:
+            block.append(stripped.removeprefix(",").removesuffix(","))
+        if len(block) >= _BLOCK:
+            yield from _block(block, n, manifest.kind, networks)
+            n += len(block)
+            block = []
+    yield from _block(block, n, manifest.kind, networks)
     if not closed:
         raise VersionFileError("entries", "the array is not closed")
 
 
-def _line(item: object, n: int, kind: str, issuers: IssuerTable) -> Line:
+def _block(block: list[str], start: int, kind: str, networks: frozenset[str]) -> Iterator[Line]:
+    if not block:
+        return
+    try:
+        items = json.loads("[" + ",".join(block) + "]")
+    except ValueError:
+        items = None
+    if not isinstance(items, list) or len(items) != len(block):
+        # Find the line at fault.
+        for offset, line in enumerate(block):
+            try:
+                json.loads(line)
+            except ValueError as error:
+                raise VersionFileError(
+                    f"entries[{start + offset}]", f"not JSON ({error})"
+                ) from None
+        raise VersionFileError(f"entries[{start}]", "a line holds more than one entry")
+    for offset, item in enumerate(items):
+        yield _line(item, start + offset, kind, networks)
+
+
+def _line(item: object, n: int, kind: str, networks: frozenset[str]) -> Line:
     where = f"entries[{n}]"
-    if not isinstance(item, dict):
+    if type(item) is not dict:
         raise VersionFileError(where, "must be a JSON object")
-    unknown = set(item) - set(Line.__dataclass_fields__)
-    if unknown:
-        raise VersionFileError(where, f"unknown fields {sorted(unknown)}")
+    if not item.keys() <= _FIELDS:
+        raise VersionFileError(where, f"unknown fields {sorted(set(item) - _FIELDS)}")
     medium, number = item.get("medium"), item.get("id")
     list_type, status = item.get("type"), item.get("status", IN)
-    if medium not in MEDIA:
-        raise VersionFileError(f"{where}.medium", f"must be card or obu, got {medium!r}")
-    if not isinstance(list_type, int) or isinstance(list_type, bool) or list_type not in TYPES:
+    if type(list_type) is not int or list_type not in TYPES:
         raise VersionFileError(f"{where}.type", f"must be 1 to 7, got {list_type!r}")
-    if status not in (IN, OUT) or isinstance(status, bool):
+    if type(status) is not int or status not in (IN, OUT):
         raise VersionFileError(f"{where}.status", f"must be 1 (in) or 2 (out), got {status!r}")
     if kind == "full" and status != IN:
         raise VersionFileError(f"{where}.status", "a full version lists entries only (status 1)")
-    if not isinstance(number, str):
+    if type(number) is not str:
         raise VersionFileError(f"{where}.id", f"must be a string of digits, got {number!r}")
-    try:
-        if issuers.key(str(medium), number) is None:
+    digits = len(number) if number.isascii() and number.isdigit() else -1
+    if medium == "card":
+        if digits != 20:
+            raise VersionFileError(f"{where}.id", f"must be 20 digits, got {number!r}")
+        if number[:4] not in networks:
             raise VersionFileError(
                 f"{where}.id", f"card network {number[:4]} is not in the manifest's issuers"
             )
-    except ListKeyError as error:
-        raise VersionFileError(f"{where}.id", error.message) from None
-    texts = {name: item.get(name, "") for name in ("issuer", "since", "reason")}
-    for name, value in texts.items():
-        if not isinstance(value, str):
+    elif medium == "obu":
+        if digits != 16:
+            raise VersionFileError(f"{where}.id", f"must be 16 digits, got {number!r}")
+    else:
+        raise VersionFileError(f"{where}.medium", f"must be card or obu, got {medium!r}")
+    issuer, since, reason = item.get("issuer", ""), item.get("since", ""), item.get("reason", "")
+    for name, value in (("issuer", issuer), ("since", since), ("reason", reason)):
+        if type(value) is not str:
             raise VersionFileError(f"{where}.{name}", f"must be a string, got {value!r}")
-    return Line(
-        medium=str(medium),
-        id=number,
-        type=list_type,
-        status=int(status),
-        issuer=texts["issuer"],
-        since=texts["since"],
-        reason=texts["reason"],
-    )
+    return Line(medium, number, list_type, status, issuer, since, reason)
