@@ -150,30 +150,6 @@ def tariff(request: HttpRequest) -> Any:
     }
 
 
-@router.get("/downloads/status-list")
-def status_list(request: HttpRequest) -> Any:
-    """The status list as the center holds it today: every card and OBU on it
-    with its types (the versioned national list comes with the lists issue)."""
-    from etcnet.lists.models import ListEvent, ListStatus
-
-    latest: dict[tuple[str, str, int], int] = {}
-    for medium, medium_id, list_type, status in ListEvent.objects.order_by(
-        "occurred_at", "pk"
-    ).values_list("medium", "medium_id", "list_type", "status"):
-        latest[(medium, medium_id, list_type)] = status
-    entries: dict[tuple[str, str], list[int]] = {}
-    for (medium, medium_id, list_type), status in latest.items():
-        if status == ListStatus.IN:
-            entries.setdefault((medium, medium_id), []).append(list_type)
-    return {
-        "entries": [
-            {"medium": medium, "id": medium_id, "types": sorted(types)}
-            for (medium, medium_id), types in sorted(entries.items())
-        ],
-        "server_time": timezone.now().isoformat(),
-    }
-
-
 @router.get("/downloads/status-list/plan")
 def status_list_plan(request: HttpRequest, held: str = "") -> Any:
     """What to download to be current (docs/lists.md): with `held` the version
