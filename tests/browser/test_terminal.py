@@ -196,9 +196,10 @@ def test_seed_001_linkage_then_a_listed_card_is_refused_and_pays_cash(
     no_overflow(page)
 
     cards.report_loss(card.card_no, actor=clerk)
-    lists.publish()  # the next version carries the loss to the lanes
+    version = lists.publish().version.number  # the next version carries the loss to the lanes
     page.goto(base + "/")
     page.click("form[action$='sync'] button")
+    expect(page.get_by_test_id("list-version")).to_contain_text(f"状态名单 {version}")
     page.click("[data-testid=linkage]")
     page.select_option("[data-testid=card]", card.emulator_file)
     page.select_option("[data-testid=obu]", obu_file)
