@@ -9,6 +9,7 @@
     etcnet fee table --network DIR --out FILE.csv  the minimum-fee table of a bundle
     etcnet network import|export DIR               a network bundle in or out of the database
     etcnet lists publish|import|versions           status-list versions (docs/lists.md)
+    etcnet plates expire|pool|pools                plate pre-selection job, pools (docs/plates.md)
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
     etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
@@ -78,6 +79,12 @@ def _center(argv: Sequence[str]) -> int:
         helpers.append(
             subprocess.Popen(
                 [sys.executable, "-m", "etcnet.cli", "lists", "publish", "--every", "300"]
+            )
+        )
+        # Plate pre-selection: lapsed locks, overdue numbers, the 24-hour cancellation.
+        helpers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "etcnet.cli", "plates", "expire", "--every", "60"]
             )
         )
     try:

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "etcnet.lists",
     "etcnet.network",
     "etcnet.tolling",
+    "etcnet.plates",
 ]
 
 MIDDLEWARE = [
@@ -160,6 +161,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Internet users of plate pre-selection log in with their ID or mobile number.
+    "etcnet.plates.auth.PlateAccountBackend",
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",

@@ -16,6 +16,7 @@ urlpatterns = [
     path("network/", include("etcnet.network.urls")),
     path("tolling/", include("etcnet.tolling.urls")),
     path("lists/", include("etcnet.lists.urls")),
+    path("plates/", include("etcnet.plates.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

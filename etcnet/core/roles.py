@@ -21,11 +21,15 @@ class Role(models.TextChoices):
     STATION_MASTER = "station_master", _("Station master")
     CENTER_OPERATOR = "center_operator", _("Center operator")
     AUDITOR = "auditor", _("Auditor")
+    VEHICLE_OFFICE_CLERK = "vehicle_office_clerk", _("Vehicle office clerk")
 
 
 # Who may see unmasked personal data (ID numbers, phones, names) on detail pages.
 # Lists, logs and exports mask it for everyone.
-PERSONAL_DATA_ROLES = frozenset({Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR})
+# A vehicle office clerk compares the internet user's name with the invoice.
+PERSONAL_DATA_ROLES = frozenset(
+    {Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR, Role.VEHICLE_OFFICE_CLERK}
+)
 
 UserLike = AbstractBaseUser | AnonymousUser
 

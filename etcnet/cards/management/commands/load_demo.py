@@ -41,6 +41,7 @@ USERS = [
     ("master", "钱站长", Role.STATION_MASTER),
     ("operator", "孙中心", Role.CENTER_OPERATOR),
     ("auditor", "周稽核", Role.AUDITOR),
+    ("office", "李车管", Role.VEHICLE_OFFICE_CLERK),
 ]
 
 
@@ -101,6 +102,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Status list version {report.version.number} published (full and increment)."
             )
+
+        from etcnet.plates import samples as plates
+
+        made = plates.load_demo(operator=users["operator"], clerk=users["office"])
+        if made:
+            self.stdout.write(f"Plate pre-selection: {made} (public site /plates/).")
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo data loaded. Logins (password for all: {DEMO_PASSWORD}):")

@@ -1,0 +1,142 @@
+"""Reads for plate pre-selection: settings, the calendar, what remains of a
+user's limits, the keyboard's enabled keys, announcements and a user's holdings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.db.models import QuerySet
+from django.db.models.functions import Substr
+from django.utils import timezone
+
+from etcnet.plates import domain
+from etcnet.plates.models import (
+    HOLDING,
+    Attempt,
+    AttemptKind,
+    Blacklist,
+    CalendarDay,
+    MaintenanceWindow,
+    NumberPool,
+    NumberStatus,
+    PlateAccount,
+    PlateSettings,
+    PoolNumber,
+    PoolStatus,
+    Selection,
+    SelectionSession,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def plate_settings() -> PlateSettings:
+    found = PlateSettings.objects.filter(pk=1).first()
+    return found if found is not None else PlateSettings(pk=1)
+
+
+def local_now(now: dt.datetime | None = None) -> dt.datetime:
+    return (now or timezone.now()).astimezone(SHANGHAI)
+
+
+def calendar_overrides() -> dict[dt.date, bool]:
+    return dict(CalendarDay.objects.values_list("day", "working"))
+
+
+def closed_reason(now: dt.datetime, config: PlateSettings) -> domain.Closed | None:
+    windows = [
+        (w.starts_at.astimezone(SHANGHAI), w.ends_at.astimezone(SHANGHAI))
+        for w in MaintenanceWindow.objects.filter(ends_at__gt=now, starts_at__lte=now)
+    ]
+    return domain.closed_reason(
+        local_now(now), opens=config.opens, closes=config.closes, maintenance=windows
+    )
+
+
+def active_blacklist(account: PlateAccount, now: dt.datetime) -> Blacklist | None:
+    return (
+        Blacklist.objects.filter(
+            id_type=account.id_type, id_number=account.id_number, ends_at__gt=now
+        )
+        .order_by("-ends_at")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class Remaining:
+    verifications: int
+    locks: int
+    draws: int | None  # None until the session has a VIN
+
+
+def remaining(
+    account: PlateAccount,
+    *,
+    vin: str,
+    now: dt.datetime,
+    config: PlateSettings,
+) -> Remaining:
+    day = local_now(now).date()
+    counts = {
+        kind: Attempt.objects.filter(account=account, kind=kind, day=day).count()
+        for kind in (AttemptKind.VERIFY, AttemptKind.LOCK)
+    }
+    draws = None
+    if vin:
+        used = Attempt.objects.filter(vin=vin, kind=AttemptKind.DRAW).count()
+        draws = max(0, config.draws_per_vehicle - used)
+    return Remaining(
+        verifications=max(0, config.verifications_per_day - counts[AttemptKind.VERIFY]),
+        locks=max(0, config.locks_per_day - counts[AttemptKind.LOCK]),
+        draws=draws,
+    )
+
+
+def available_numbers(session: SelectionSession) -> QuerySet[PoolNumber]:
+    return PoolNumber.objects.filter(
+        office=session.office_id, kind=session.kind, status=NumberStatus.AVAILABLE
+    )
+
+
+def next_characters(session: SelectionSession, prefix: str) -> frozenset[str]:
+    """The characters that may follow ``prefix`` and still lead to an available
+    number of this office and kind: one range scan of the keyboard index."""
+    at = len(prefix)
+    if at >= domain.serial_length(domain.PlateKind(session.kind)):
+        return frozenset()
+    chars = (
+        available_numbers(session)
+        .filter(serial__startswith=prefix)
+        .annotate(next_char=Substr("serial", at + 1, 1))
+        .values_list("next_char", flat=True)
+        .order_by()
+        .distinct()
+    )
+    return frozenset(chars)
+
+
+def keyboard(session: SelectionSession, prefix: str) -> list[dict[str, object]]:
+    """The keys of the next position in this session's shuffled order, each with
+    whether it may be pressed."""
+    kind = domain.PlateKind(session.kind)
+    position = len(prefix)
+    if position >= domain.serial_length(kind):
+        return []
+    enabled = next_characters(session, prefix)
+    order = domain.keyboard_order(session.keyboard_seed, kind, position)
+    return [{"char": c, "enabled": c in enabled} for c in order]
+
+
+def holding(account: PlateAccount) -> Selection | None:
+    return Selection.objects.filter(account=account, status__in=HOLDING).first()
+
+
+def announcements() -> QuerySet[NumberPool]:
+    return NumberPool.objects.filter(status=PoolStatus.RELEASED).select_related("office")
+
+
+def active_session(account: PlateAccount) -> SelectionSession | None:
+    return SelectionSession.objects.filter(account=account, status="active").first()
