@@ -17,6 +17,8 @@ def home(request: HttpRequest) -> HttpResponse:
     """Each role lands where its work is."""
     if has_role(request.user, Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR, Role.AUDITOR):
         return redirect("issuance:list")
+    if has_role(request.user, Role.VEHICLE_OFFICE_CLERK):
+        return redirect("plates:office")
     return TemplateResponse(request, "core/home.html", {})
 
 
