@@ -340,7 +340,9 @@ def enter_vehicle(
         ctx.session.save(update_fields=["vin", "kind", "step"])
         return ctx.session
 
-    return _run(actor, token, (Step.VIN, Step.CONTACT, Step.CHOOSE), body, now)
+    # Not at step 4: draws are counted per vehicle, so the VIN is fixed once
+    # numbers may be drawn.
+    return _run(actor, token, (Step.VIN, Step.CONTACT), body, now)
 
 
 def enter_contact(
@@ -402,8 +404,9 @@ def open_window(*, actor: Any, token: str, now: dt.datetime | None = None) -> Se
 
     def body(ctx: Context) -> SelectionSession:
         session = ctx.session
-        grace = dt.timedelta(seconds=ctx.config.window_grace_seconds)
-        if session.window_closes_at and ctx.now <= session.window_closes_at + grace:
+        # A window still open is kept (a reload); one that closed without a
+        # submission (the user left the page) is replaced by a new one.
+        if session.window_closes_at and ctx.now < session.window_closes_at:
             return session
         if _remaining(ctx).locks < 1:
             raise Forbidden(

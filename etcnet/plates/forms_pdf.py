@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 
+from django.utils import translation
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -45,7 +46,12 @@ def _text(pdf: canvas.Canvas, x: float, y: float, value: str, size: float = 11) 
 
 def registration_form(selection: Selection) -> bytes:
     """One A4 page: the number, the owner, the vehicle, where and by when to
-    register, and what to bring."""
+    register, and what to bring. Always in Chinese: the office files it."""
+    with translation.override("zh-hans"):
+        return _draw(selection)
+
+
+def _draw(selection: Selection) -> bytes:
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=0)
     pdf.setTitle(f"机动车注册申请表 {selection.number}")

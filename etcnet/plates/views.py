@@ -285,6 +285,8 @@ def select(request: HttpRequest) -> HttpResponse:
         except (DomainError, ValueError) as error:
             if not isinstance(error, DomainError):
                 error = InvalidInput()
+            # A refusal may have just blacklisted the user (two computers).
+            context["blacklist"] = selectors.active_blacklist(me, timezone.now())
             return _failed(request, "select.html", error, context)
         return _go_to_step(session)
     return _page(request, "select.html", context)

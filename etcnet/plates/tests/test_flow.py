@@ -298,6 +298,14 @@ def test_random_draws_are_limited_per_vehicle_and_a_pick_locks_one_offered_numbe
     with pytest.raises(Forbidden) as exhausted:
         flow.draw(actor=user, token="browser-1")
     assert exhausted.value.code == "draws_exhausted"
+    with pytest.raises(Conflict) as fixed:  # another VIN would mean more draws
+        flow.enter_vehicle(
+            actor=user,
+            token="browser-1",
+            vin=issuance_samples.vin(serial="999999"),
+            kind="ordinary",
+        )
+    assert fixed.value.code == "wrong_step"
 
     outside = next(s for s in numbers("available") if s not in last)
     with pytest.raises(InvalidInput) as refused:
@@ -392,3 +400,19 @@ def test_selection_refuses_to_start_outside_hours_and_in_maintenance(clock: Any)
     assert maintenance.value.code == "maintenance"
     assert "2026-11-23 11:00" in maintenance.value.message
     assert SelectionSession.objects.count() == 0
+
+
+def test_a_window_left_unsubmitted_is_replaced_by_a_new_one(clock: Any) -> None:
+    office, _ = office_with_pool()
+    account = register()
+    to_choose(account, office)
+    first = flow.open_window(actor=account.user, token="browser-1")
+    closes = first.window_closes_at
+    clock.shift(30)
+    assert flow.open_window(actor=account.user, token="browser-1").window_closes_at == closes
+
+    clock.shift(65)  # closed 5 seconds ago, never submitted
+    again = flow.open_window(actor=account.user, token="browser-1")
+
+    assert again.window_closes_at == clock_now() + dt.timedelta(seconds=90)
+    assert Attempt.objects.count() == 0

@@ -110,6 +110,10 @@ def test_a_new_user_registers_and_selects_a_number_through_the_pages(
     assert pdf.content.startswith(b"%PDF-")
     assert selection.number.encode() in pdf.content
     assert selection.vin.encode() in pdf.content
+    english = client.get(
+        f"/plates/selections/{selection.number}/form.pdf", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert b"Small car" not in english.content  # the form is always in Chinese
     # Printed again later: the same form.
     assert client.get(f"/plates/selections/{selection.number}/form.pdf").status_code == 200
     other = Client()
