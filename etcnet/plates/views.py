@@ -162,6 +162,16 @@ USER_TYPE_NOTES = {
 }
 
 
+SERVICE_LABELS = {
+    domain.Service.BIND_LICENCE: gettext_noop("Bind your driving licence"),
+    domain.Service.QUERY_RECORDS: gettext_noop("Query your vehicle and licence records"),
+    domain.Service.VIOLATIONS: gettext_noop("Handle violations and pay fines"),
+    domain.Service.PRESELECT_PLATE: gettext_noop("Pre-select a plate"),
+    domain.Service.EXAM_BOOKING: gettext_noop("Book driving tests"),
+    domain.Service.CHANGE_CONTACT: gettext_noop("Change contact details"),
+}
+
+
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
@@ -226,6 +236,11 @@ def account(request: HttpRequest) -> HttpResponse:
             "active": active,
             "resume_url": active and STEP_URLS.get(Step(active.step)),
             "select_by": me.registered_at + dt.timedelta(hours=config.new_owner_select_hours),
+            "services": [
+                (_(SERVICE_LABELS[service]), service == domain.Service.PRESELECT_PLATE)
+                for service in domain.Service
+                if service in domain.SERVICES[domain.UserType(me.user_type)]
+            ],
         },
     )
 

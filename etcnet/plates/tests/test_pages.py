@@ -82,6 +82,10 @@ def test_a_new_user_registers_and_selects_a_number_through_the_pages(
     office, _ = office_with_pool(patterns=("A00##",))
     PoolNumber.objects.filter(serial__startswith="A001").update(status=NumberStatus.REGISTERED)
     assert sign_up(client)["Location"] == "/plates/account/"
+    account_page = client.get("/plates/account/").content.decode()
+    services = account_page.split('data-testid="services"')[1].split("</p>")[0]
+    assert "预选号牌" in services
+    assert "考试预约" not in services  # a new-vehicle owner may only pre-select
     through_step_3(client, office)
 
     assert client.post("/plates/select/choose/")["Location"] == "/plates/select/compose/"
