@@ -27,21 +27,31 @@ LATIN = "Helvetica"
 pdfmetrics.registerFont(UnicodeCIDFont(CJK))
 
 
-def _text(pdf: canvas.Canvas, x: float, y: float, value: str, size: float = 11) -> None:
-    """Draws ``value`` switching font between runs of ASCII and of Chinese."""
-    run = ""
-    ascii_run: bool | None = None
-    for char in value + "\0":
-        is_ascii = char.isascii()
-        if char == "\0" or (ascii_run is not None and is_ascii != ascii_run):
-            if run:
-                font = LATIN if ascii_run else CJK
-                pdf.setFont(font, size)
-                pdf.drawString(x, y, run)
-                x += pdfmetrics.stringWidth(run, font, size)
-            run = ""
-        run += char
-        ascii_run = is_ascii
+def _runs(value: str) -> list[tuple[str, str]]:
+    """``value`` as (font, text) runs: ASCII in Helvetica, the rest in the CJK font."""
+    runs: list[tuple[str, str]] = []
+    for char in value:
+        font = LATIN if char.isascii() else CJK
+        if runs and runs[-1][0] == font:
+            runs[-1] = (font, runs[-1][1] + char)
+        else:
+            runs.append((font, char))
+    return runs
+
+
+def _text(
+    pdf: canvas.Canvas, x: float, y: float, value: str, size: float = 11, width: float = 0
+) -> None:
+    """Draws ``value`` switching fonts between runs; shrunk to fit ``width`` if given."""
+    runs = _runs(value)
+    if width:
+        wide = sum(pdfmetrics.stringWidth(text, font, size) for font, text in runs)
+        if wide > width:
+            size = max(6.0, size * width / wide)
+    for font, text in runs:
+        pdf.setFont(font, size)
+        pdf.drawString(x, y, text)
+        x += pdfmetrics.stringWidth(text, font, size)
 
 
 def registration_form(selection: Selection) -> bytes:
@@ -80,10 +90,8 @@ def _draw(selection: Selection) -> bytes:
             + (f"（{selection.postal_code}）" if selection.postal_code else ""),
         ),
         ("行政区划", selection.district.name),
-        (
-            "办理地点",
-            f"{office.name}，{office.address}" + (f"，电话 {office.phone}" if office.phone else ""),
-        ),
+        ("办理车管所", office.name),
+        ("办理地址", office.address + (f"（电话 {office.phone}）" if office.phone else "")),
         ("预选时间", confirmed.strftime("%Y-%m-%d %H:%M") if confirmed else ""),
         (
             "办理期限",
@@ -104,6 +112,7 @@ def _draw(selection: Selection) -> bytes:
             y - 4 * mm,
             value,
             12 if label == "预选号牌号码" else 11,
+            width=table_width - label_width - 6 * mm,
         )
         y -= row_height
     y -= 8 * mm
