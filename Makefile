@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PIP    := $(BIN)/pip --disable-pip-version-check --quiet
 
-.PHONY: demo test lint unit browser-deps messages lock benchmark benchmark-ingest benchmark-lists clean
+.PHONY: demo test lint unit browser-deps messages lock benchmark benchmark-ingest benchmark-lists benchmark-plates clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "etcnet needs Python 3.11 (Django 5.2 LTS); set PYTHON=/path/to/python3.11")'
@@ -66,6 +66,12 @@ benchmark-ingest: $(STAMP)
 ## an increment (about 2 minutes and 8 GB of memory; `--sizes 1000000` is quicker).
 benchmark-lists: $(STAMP)
 	$(BIN)/python -m benchmarks.statuslist
+
+## Plate pre-selection on PostgreSQL: releasing 240,000- and 680,000-number pools, the
+## keyboard's key probes, verify and random draws, whole selections per second, 50
+## concurrent locks, the expiry job (about 4 minutes; `--quick` is smaller).
+benchmark-plates: $(STAMP)
+	$(BIN)/python -m benchmarks.plates
 
 ## Re-lock the dependencies after changing pyproject.toml.
 lock:

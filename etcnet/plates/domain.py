@@ -261,6 +261,25 @@ def keyboard_order(seed: str, kind: PlateKind, position: int) -> str:
     return "".join(keys)
 
 
+# The order of serial characters in the database: digits before capital letters,
+# as in the C collation and the usual locale collations alike.
+_SORT_ORDER = DIGITS + string.ascii_uppercase
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The smallest string after every serial that starts with ``prefix`` (None
+    when there is none), so ``prefix <= serial < successor`` is an index range
+    on any collation, where ``LIKE 'prefix%'`` needs the C collation."""
+    chars = list(prefix)
+    while chars:
+        index = _SORT_ORDER.index(chars[-1])
+        if index + 1 < len(_SORT_ORDER):
+            chars[-1] = _SORT_ORDER[index + 1]
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
 def next_characters(available: Iterable[str], prefix: str) -> frozenset[str]:
     """The characters that may follow ``prefix`` and still lead to an available
     serial (the database does the same with an index range in selectors)."""

@@ -655,8 +655,9 @@ def _lock(ctx: Context, serial: str, mode: SelectionMode) -> Selection | None:
     condition after waiting for the winner's commit; SQLite runs writers one at
     a time); the partial unique index on held selections backs it."""
     session = ctx.session
+    # By (prefix, serial): the unique index finds the row whatever its status.
     number = PoolNumber.objects.filter(
-        office=session.office_id, kind=session.kind, serial=serial
+        prefix=session.office.prefix, serial=serial, office=session.office_id, kind=session.kind
     ).first()
     if number is None:
         return None

@@ -7,8 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from django.db.models import QuerySet
-from django.db.models.functions import Substr
+from django.db.models import Exists, QuerySet
 from django.utils import timezone
 
 from etcnet.plates import domain
@@ -27,6 +26,7 @@ from etcnet.plates.models import (
     PoolStatus,
     Selection,
     SelectionSession,
+    VehicleOffice,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -101,21 +101,34 @@ def available_numbers(session: SelectionSession) -> QuerySet[PoolNumber]:
     )
 
 
+def serial_range(prefix: str) -> dict[str, str]:
+    """ORM lookups for the serials that start with ``prefix``, as an index range."""
+    lookups = {"serial__gte": prefix}
+    upper = domain.prefix_successor(prefix)
+    if upper is not None:
+        lookups["serial__lt"] = upper
+    return lookups
+
+
 def next_characters(session: SelectionSession, prefix: str) -> frozenset[str]:
     """The characters that may follow ``prefix`` and still lead to an available
-    number of this office and kind: one range scan of the keyboard index."""
+    number of this office and kind. One query: for each key of the position an
+    EXISTS probe of the keyboard index (office, kind, status, serial range), each
+    stopping at its first row, so a key press costs the same on a pool of a
+    hundred numbers or of a million."""
+    kind = domain.PlateKind(session.kind)
     at = len(prefix)
-    if at >= domain.serial_length(domain.PlateKind(session.kind)):
+    if at >= domain.serial_length(kind):
         return frozenset()
-    chars = (
-        available_numbers(session)
-        .filter(serial__startswith=prefix)
-        .annotate(next_char=Substr("serial", at + 1, 1))
-        .values_list("next_char", flat=True)
-        .order_by()
-        .distinct()
-    )
-    return frozenset(chars)
+    alphabet = domain.POSITION_ALPHABETS[kind][at]
+    available = available_numbers(session)
+    probes = {
+        f"k{i}": Exists(available.filter(**serial_range(prefix + char)))
+        for i, char in enumerate(alphabet)
+    }
+    row = VehicleOffice.objects.filter(pk=session.office_id).annotate(**probes).values(*probes)
+    found = row.get()
+    return frozenset(char for i, char in enumerate(alphabet) if found[f"k{i}"])
 
 
 def keyboard(session: SelectionSession, prefix: str) -> list[dict[str, object]]:

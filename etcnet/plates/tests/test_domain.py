@@ -164,3 +164,21 @@ def test_user_types_and_what_they_may_do() -> None:
     assert domain.Service.EXAM_BOOKING in domain.SERVICES[domain.UserType.LEARNER]
     assert domain.REQUIRED_RECORD[domain.UserType.VEHICLE_OWNER] == "vehicle"
     assert domain.REQUIRED_RECORD[domain.UserType.NEW_VEHICLE_OWNER] is None
+
+
+@given(
+    st.text(alphabet=domain.SERIAL_CHARS, min_size=5, max_size=5),
+    st.text(alphabet=domain.DIGITS + "AZ9", min_size=0, max_size=4),
+)
+def test_prefix_range_holds_exactly_the_serials_with_the_prefix(serial: str, prefix: str) -> None:
+    upper = domain.prefix_successor(prefix)
+    inside = prefix <= serial and (upper is None or serial < upper)
+    assert inside == serial.startswith(prefix)
+
+
+def test_prefix_successor_carries() -> None:
+    assert domain.prefix_successor("A1") == "A2"
+    assert domain.prefix_successor("A9") == "AA"
+    assert domain.prefix_successor("AZ") == "B"
+    assert domain.prefix_successor("ZZ") is None
+    assert domain.prefix_successor("") is None

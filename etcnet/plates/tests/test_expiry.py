@@ -249,6 +249,15 @@ def test_settings_changes_are_checked_and_audited(db: Any) -> None:
         {"locks_per_day": 2, "blacklist_days": 365},
         {"locks_per_day": 3, "blacklist_days": 180},
     )
+    services.update_settings(
+        changes={"opens": dt.time(7, 30), "closes": dt.time(21, 0)}, actor=operator
+    )
+    hours = AuditEvent.objects.filter(action="plates.settings_changed").last()
+    assert hours is not None
+    assert (hours.before, hours.after) == (
+        {"opens": "08:00:00", "closes": "20:00:00"},
+        {"opens": "07:30:00", "closes": "21:00:00"},
+    )
     with pytest.raises(InvalidInput) as refused:
         services.update_settings(
             changes={"window_seconds": 0, "sms_code_minutes": "x"}, actor=operator
@@ -260,4 +269,4 @@ def test_settings_changes_are_checked_and_audited(db: Any) -> None:
         )
     with pytest.raises(Forbidden):
         services.update_settings(changes={"locks_per_day": 9}, actor=clerk)
-    assert AuditEvent.objects.filter(action="plates.settings_changed").count() == 1
+    assert AuditEvent.objects.filter(action="plates.settings_changed").count() == 2

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from conftest import committed
 from etcnet.core.errors import Conflict, Forbidden, InvalidInput
@@ -95,6 +97,10 @@ def test_keyboard_enables_only_characters_that_lead_to_an_available_number(clock
         keys = flow.keys(actor=user, token="browser-1", prefix=prefix)
         return {str(k["char"]) for k in keys if k["enabled"]}
 
+    session = SelectionSession.objects.get(account=account)
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.next_characters(session, "") == {"A", "B"}
+    assert len(queries) == 1  # one EXISTS probe per key, in one query
     assert enabled("") == {"A", "B"}
     assert enabled("A00") == set("0123456789")
     assert enabled("A007") == {"1", "2"}
