@@ -10,15 +10,15 @@ touched), migrated from scratch, with a temporary ``ETCNET_DATA_DIR`` and the
 in-memory SMS sender.
 
 Preparation (not timed): a center operator (group ``center_operator``), the Zhanjiang
-vehicle offices of ``etcnet.plates.samples`` (粤G), the settings row (pk 1) made open
-all day (00:00 to 23:59:59, written into the row) and the daily verifications and the per-vehicle random draws
-raised to 30,000 through ``services.update_settings`` so that one user can be timed
-many times (the other limits keep their defaults). Internet accounts
+vehicle offices of ``etcnet.plates.samples`` (粤G), the settings row (pk 1) made open all
+day (00:00 to 23:59:59, written into the row) and the daily verifications and the per-
+vehicle random draws raised to 30,000 through ``services.update_settings`` so that one
+user can be timed many times (the other limits keep their defaults). Internet accounts
 are made directly (``User`` and ``PlateAccount`` rows by ``bulk_create``, new-vehicle
 owners, unusable passwords), not through ``services.register_account``, whose password
 hashing is not what is measured. Every flow call is given ``now=``: the steps at the
-wall-clock moment, the window's submission and the SMS code ``window_seconds`` later,
-so nothing sleeps through the 90-second window.
+wall-clock moment, the window's submission and the SMS code ``window_seconds`` later, so
+nothing sleeps through the 90-second window.
 
 It prints:
 
