@@ -100,7 +100,7 @@ def test_keyboard_enables_only_characters_that_lead_to_an_available_number(clock
     session = SelectionSession.objects.get(account=account)
     with CaptureQueriesContext(connection) as queries:
         assert selectors.next_characters(session, "") == {"A", "B"}
-    assert len(queries) == 1  # one EXISTS probe per key, in one query
+    assert len(queries) == 1  # one index probe per key, in one query
     assert enabled("") == {"A", "B"}
     assert enabled("A00") == set("0123456789")
     assert enabled("A007") == {"1", "2"}
