@@ -43,7 +43,7 @@ from tests.browser.test_issuance_wizard import Tour, submit
 pytestmark = pytest.mark.browser
 
 # Long enough to press five keys and verify, short enough to wait for.
-WINDOW_SECONDS = 6
+WINDOW_SECONDS = 10
 # The pool "A00##" is A0000–A0099; these ten are registered already.
 TAKEN_PREFIX = "A001"
 PASSWORD = factories.PASSWORD
