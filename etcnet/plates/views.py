@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -328,48 +329,53 @@ def notice(request: HttpRequest) -> HttpResponse:
     return _page(request, "notice.html", _step_context(session, Step.NOTICE))
 
 
-@user_required
-@require_http_methods(["GET", "POST"])
-def vin(request: HttpRequest) -> HttpResponse:
-    session, away = _session_or_redirect(request, Step.VIN)
+def _form_step(
+    request: HttpRequest,
+    step: str,
+    template: str,
+    fields: tuple[str, ...],
+    action: Callable[..., SelectionSession],
+    **extra: Any,
+) -> HttpResponse:
+    """A step that is one form: show it, or post its fields to ``action``."""
+    session, away = _session_or_redirect(request, step)
     if away:
         return away
     assert session is not None
-    context = _step_context(session, Step.VIN, kinds=PlateKind.choices, values={"kind": "ordinary"})
+    context = _step_context(session, step, **{"values": {}, **extra})
     if request.method == "POST":
-        values: dict[str, Any] = {
-            "vin": request.POST.get("vin", ""),
-            "kind": request.POST.get("kind", ""),
-        }
+        values = {name: request.POST.get(name, "") for name in fields}
         context["values"] = values
         try:
-            session = flow.enter_vehicle(actor=request.user, token=_token(request), **values)
+            session = action(actor=request.user, token=_token(request), **values)
         except DomainError as error:
-            return _failed(request, "vin.html", error, context)
+            return _failed(request, template, error, context)
         return _go_to_step(session)
-    return _page(request, "vin.html", context)
+    return _page(request, template, context)
+
+
+@user_required
+@require_http_methods(["GET", "POST"])
+def vin(request: HttpRequest) -> HttpResponse:
+    """Step 2: the VIN and the plate kind."""
+    return _form_step(
+        request,
+        Step.VIN,
+        "vin.html",
+        ("vin", "kind"),
+        flow.enter_vehicle,
+        kinds=PlateKind.choices,
+        values={"kind": "ordinary"},
+    )
 
 
 @user_required
 @require_http_methods(["GET", "POST"])
 def contact(request: HttpRequest) -> HttpResponse:
-    session, away = _session_or_redirect(request, Step.CONTACT)
-    if away:
-        return away
-    assert session is not None
-    context = _step_context(session, Step.CONTACT, values={})
-    if request.method == "POST":
-        values: dict[str, Any] = {
-            "address": request.POST.get("address", ""),
-            "postal_code": request.POST.get("postal_code", ""),
-        }
-        context["values"] = values
-        try:
-            session = flow.enter_contact(actor=request.user, token=_token(request), **values)
-        except DomainError as error:
-            return _failed(request, "contact.html", error, context)
-        return _go_to_step(session)
-    return _page(request, "contact.html", context)
+    """Step 3: the owner's address."""
+    return _form_step(
+        request, Step.CONTACT, "contact.html", ("address", "postal_code"), flow.enter_contact
+    )
 
 
 def _remaining(request: HttpRequest, session: SelectionSession) -> selectors.Remaining:
