@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -98,14 +99,13 @@ def _failed(
 def user_required(view: Any) -> Any:
     """Internet users only: others go to the plates login page."""
 
+    @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if _account(request) is None:
             return redirect(f"{reverse('plates:login')}?next={request.get_full_path()}")
         response: HttpResponseBase = view(request, *args, **kwargs)
         return response
 
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
     return wrapper
 
 
@@ -253,17 +253,29 @@ def _go_to_step(session: SelectionSession) -> HttpResponse:
     return redirect(STEP_URLS.get(Step(session.step), "plates:account"))
 
 
-def _session_or_redirect(
-    request: HttpRequest, step: str
-) -> tuple[SelectionSession | None, HttpResponse | None]:
-    try:
-        session = flow.resume(actor=request.user, token=_token(request))
-    except DomainError as error:
-        messages.error(request, error.message)
-        return None, redirect("plates:select")
-    if session.step != step:
-        return None, _go_to_step(session)
-    return session, None
+def at_step(step: str, methods: tuple[str, ...] = ("GET", "POST")) -> Callable[[Any], Any]:
+    """A page of one step: internet users only; the browser's session checked
+    like any step (a refusal goes back to the office choice with its message),
+    and a session at another step sent there. The view gets the session."""
+
+    def decorator(view: Any) -> Any:
+        @user_required
+        @require_http_methods(list(methods))
+        @wraps(view)
+        def wrapper(request: HttpRequest) -> HttpResponseBase:
+            try:
+                session = flow.resume(actor=request.user, token=_token(request))
+            except DomainError as error:
+                messages.error(request, error.message)
+                return redirect("plates:select")
+            if session.step != step:
+                return _go_to_step(session)
+            response: HttpResponseBase = view(request, session)
+            return response
+
+        return wrapper
+
+    return decorator
 
 
 def _step_context(session: SelectionSession, step: str, **extra: Any) -> dict[str, Any]:
@@ -308,13 +320,8 @@ def select(request: HttpRequest) -> HttpResponse:
     return _page(request, "select.html", context)
 
 
-@user_required
-@require_http_methods(["GET", "POST"])
-def notice(request: HttpRequest) -> HttpResponse:
-    session, away = _session_or_redirect(request, Step.NOTICE)
-    if away:
-        return away
-    assert session is not None
+@at_step(Step.NOTICE)
+def notice(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("read") != "on":
             return _page(
@@ -331,6 +338,7 @@ def notice(request: HttpRequest) -> HttpResponse:
 
 def _form_step(
     request: HttpRequest,
+    session: SelectionSession,
     step: str,
     template: str,
     fields: tuple[str, ...],
@@ -338,10 +346,6 @@ def _form_step(
     **extra: Any,
 ) -> HttpResponse:
     """A step that is one form: show it, or post its fields to ``action``."""
-    session, away = _session_or_redirect(request, step)
-    if away:
-        return away
-    assert session is not None
     context = _step_context(session, step, **{"values": {}, **extra})
     if request.method == "POST":
         values = {name: request.POST.get(name, "") for name in fields}
@@ -354,12 +358,12 @@ def _form_step(
     return _page(request, template, context)
 
 
-@user_required
-@require_http_methods(["GET", "POST"])
-def vin(request: HttpRequest) -> HttpResponse:
+@at_step(Step.VIN)
+def vin(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     """Step 2: the VIN and the plate kind."""
     return _form_step(
         request,
+        session,
         Step.VIN,
         "vin.html",
         ("vin", "kind"),
@@ -369,12 +373,16 @@ def vin(request: HttpRequest) -> HttpResponse:
     )
 
 
-@user_required
-@require_http_methods(["GET", "POST"])
-def contact(request: HttpRequest) -> HttpResponse:
+@at_step(Step.CONTACT)
+def contact(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     """Step 3: the owner's address."""
     return _form_step(
-        request, Step.CONTACT, "contact.html", ("address", "postal_code"), flow.enter_contact
+        request,
+        session,
+        Step.CONTACT,
+        "contact.html",
+        ("address", "postal_code"),
+        flow.enter_contact,
     )
 
 
@@ -386,14 +394,9 @@ def _remaining(request: HttpRequest, session: SelectionSession) -> selectors.Rem
     )
 
 
-@user_required
-@require_http_methods(["GET", "POST"])
-def choose(request: HttpRequest) -> HttpResponse:
+@at_step(Step.CHOOSE)
+def choose(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     """Step 4: self-composed or random, with what remains of each."""
-    session, away = _session_or_redirect(request, Step.CHOOSE)
-    if away:
-        return away
-    assert session is not None
     if request.method == "POST":
         try:
             flow.open_window(actor=request.user, token=_token(request))
@@ -417,14 +420,10 @@ def choose(request: HttpRequest) -> HttpResponse:
     )
 
 
-@user_required
-def compose(request: HttpRequest) -> HttpResponse:
+@at_step(Step.CHOOSE, methods=("GET",))
+def compose(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     """The virtual keyboard: the window's remaining time, the shuffled keys of
     the first position (the rest come from ``keys`` as the user types)."""
-    session, away = _session_or_redirect(request, Step.CHOOSE)
-    if away:
-        return away
-    assert session is not None
     now = timezone.now()
     if session.window_closes_at is None or now >= session.window_closes_at:
         return redirect("plates:choose")
@@ -505,14 +504,9 @@ def submit(request: HttpRequest) -> HttpResponse:
     return redirect("plates:sms")
 
 
-@user_required
-@require_http_methods(["GET", "POST"])
-def random_pick(request: HttpRequest) -> HttpResponse:
+@at_step(Step.CHOOSE)
+def random_pick(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     """Random selection: draw (a limited number of times per vehicle), pick one."""
-    session, away = _session_or_redirect(request, Step.CHOOSE)
-    if away:
-        return away
-    assert session is not None
     if request.method == "POST":
         try:
             if "draw" in request.POST:
@@ -537,14 +531,9 @@ def random_pick(request: HttpRequest) -> HttpResponse:
     )
 
 
-@user_required
-@require_http_methods(["GET", "POST"])
-def sms(request: HttpRequest) -> HttpResponse:
+@at_step(Step.SMS)
+def sms(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     """Step 5: the SMS code."""
-    session, away = _session_or_redirect(request, Step.SMS)
-    if away:
-        return away
-    assert session is not None
     selection = Selection.objects.get(session=session)
     context = _step_context(session, Step.SMS, selection=selection)
     if request.method == "POST":
