@@ -319,7 +319,8 @@ def issue(
 ) -> Binding:
     """用户卡注册 and OBU issuance for an approved application.
 
-    The card and the OBU must be in the stock of the clerk's outlet. The card is
+    The application must be one of the clerk's outlet (another outlet's is not
+    found) and the card and the OBU in that outlet's stock. The card is
     personalised (0015 with the vehicle, 0016 with the holder) and the OBU gets
     its system and vehicle files, with MACs from the vault; then vehicle, OBU
     and card are bound (one of each among live bindings). The first card of an
@@ -339,7 +340,11 @@ def issue(
         ) from None
     with transaction.atomic(durable=True):
         try:
-            application = Application.objects.select_for_update().get(pk=application_id)
+            # Another outlet's application is not found, as on every outlet-bound
+            # object: a clerk may not even learn that it exists.
+            application = Application.objects.select_for_update().get(
+                pk=application_id, outlet=outlet
+            )
         except Application.DoesNotExist:
             raise NotFound(gettext_noop("Application not found.")) from None
         if application.status != ApplicationStatus.APPROVED or application.vehicle_id is None:

@@ -64,11 +64,13 @@ def test_card_workflow_through_the_api(clerk, stock, approved):
 
 
 def test_issuing_a_unit_of_another_outlet_is_a_409_with_a_reason(clerk, stock, approved):
-    from conftest import make_user
+    from etcnet.cards import services
+    from etcnet.cards.models import UnitKind
     from etcnet.issuance.models import Outlet
 
-    far = make_user("frank", "issuance_clerk", outlet=Outlet.objects.create(code="6102", name="远"))
-    response = api(far).post(
+    Outlet.objects.create(code="6102", name="远")
+    services.move_units(kind=UnitKind.CARD, serials=[CARD_NOS[0]], to_outlet="6102", actor=clerk)
+    response = api(clerk).post(
         f"{BASE}/issuances",
         {
             "application_id": approved.pk,
@@ -80,7 +82,34 @@ def test_issuing_a_unit_of_another_outlet_is_a_409_with_a_reason(clerk, stock, a
     )
     assert response.status_code == 409
     assert response.json()["code"] == "not_in_stock"
-    assert response.json()["message"] == f"{CARD_NOS[0]} 不在网点 6102 的库存中。"
+    assert response.json()["message"] == f"{CARD_NOS[0]} 不在网点 610101001 的库存中。"
+
+
+def test_another_outlets_application_is_a_404_and_issues_nothing(clerk, stock, approved):
+    from conftest import make_user
+    from etcnet.cards import services
+    from etcnet.cards.models import Binding, CardUnit, UnitKind, UnitState
+    from etcnet.issuance.models import Outlet
+
+    far = make_user("frank", "issuance_clerk", outlet=Outlet.objects.create(code="6102", name="远"))
+    for kind, serial in ((UnitKind.CARD, CARD_NOS[0]), (UnitKind.OBU, OBU_NOS[0])):
+        services.move_units(kind=kind, serials=[serial], to_outlet="6102", actor=clerk)
+
+    response = api(far).post(
+        f"{BASE}/issuances",
+        {
+            "application_id": approved.pk,
+            "card_no": CARD_NOS[0],
+            "contract_no": OBU_NOS[0],
+            "card_type": 22,
+        },
+        content_type="application/json",
+    )
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert not Binding.objects.exists()
+    assert CardUnit.objects.get(card_no=CARD_NOS[0]).state == UnitState.IN_STOCK
 
 
 def test_a_loss_report_on_a_card_in_stock_is_refused(clerk, stock):

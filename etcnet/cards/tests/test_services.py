@@ -40,7 +40,7 @@ from etcnet.cards.models import (
     UnitState,
 )
 from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS, second_car
-from etcnet.core.errors import InvalidInput
+from etcnet.core.errors import InvalidInput, NotFound
 from etcnet.core.models import AuditEvent
 from etcnet.issuance.models import Outlet, Vehicle, VehicleStatus
 from etcnet.lists.models import ListEvent, Medium
@@ -147,12 +147,14 @@ def test_issuing_personalises_card_and_obu_and_binds_them(clerk, stock, approved
     } <= actions
 
 
-def test_issuing_from_another_outlets_stock_changes_nothing(clerk, stock, approved):
+def test_another_outlets_application_is_not_found_even_with_units_in_stock(clerk, stock, approved):
     elsewhere = Outlet.objects.create(code="610202001", name="铜川网点")
     far = make_user("frank", "issuance_clerk", outlet=elsewhere)
+    for kind, serial in ((UnitKind.CARD, CARD_NOS[0]), (UnitKind.OBU, OBU_NOS[0])):
+        services.move_units(kind=kind, serials=[serial], to_outlet="610202001", actor=clerk)
     before = state()
 
-    with pytest.raises(NotInStock):
+    with pytest.raises(NotFound):
         services.issue(
             approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=far
         )
