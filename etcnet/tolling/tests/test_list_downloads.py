@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import transaction
 from django.test import Client
 
@@ -17,6 +18,14 @@ from etcnet.lists.versionfile import key_id, public_key_from_text, read_version
 T0 = dt.datetime(2026, 11, 21, 4, 0, tzinfo=dt.UTC)
 FILES = "/api/v1/tolling/downloads/status-list"
 PLAN = f"{FILES}/plan"
+
+
+@pytest.fixture(autouse=True)
+def _at_t0() -> Any:
+    """The versions are published at T0 and the plan compares them with now (kept
+    ETCNET_LIST_KEEP_DAYS): the clock stands just after T0, so any date passes."""
+    with time_machine.travel(T0 + dt.timedelta(minutes=15), tick=True):
+        yield
 
 
 def listed(card_no: str, status: int = ListStatus.IN) -> None:
