@@ -47,6 +47,19 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
 
 
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """A rate limit as "count/seconds" (e.g. "5/3600"); a count of 0 turns it off."""
+    raw = os.environ.get(name) or default
+    count, _, seconds = raw.partition("/")
+    try:
+        rate = int(count), int(seconds)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate (use count/seconds)") from None
+    if rate[0] < 0 or rate[1] < 1:
+        raise ImproperlyConfigured(f"{name}={raw!r}: count >= 0 and seconds >= 1")
+    return rate
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -98,6 +111,8 @@ INSTALLED_APPS = [
     "etcnet.network",
     "etcnet.tolling",
     "etcnet.plates",
+    # Image captchas (验证码) of plate pre-selection: registration and 验证.
+    "captcha",
 ]
 
 MIDDLEWARE = [
@@ -245,6 +260,15 @@ ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)
 ETCNET_SMS_RESEND_SECONDS = env_int("ETCNET_SMS_RESEND_SECONDS", 60)
+# Rate limits (docs/plates.md), "count/seconds": a request past the count within
+# the window is refused with 429. SMS codes per mobile number count every
+# application's codes together (plates registration and selection, issuance).
+ETCNET_RATE_SMS_PER_MOBILE = env_rate("ETCNET_RATE_SMS_PER_MOBILE", "5/3600")
+ETCNET_RATE_SMS_PER_IP = env_rate("ETCNET_RATE_SMS_PER_IP", "20/3600")
+ETCNET_RATE_REGISTER_PER_IP = env_rate("ETCNET_RATE_REGISTER_PER_IP", "20/3600")
+ETCNET_RATE_REGISTER_PER_MOBILE = env_rate("ETCNET_RATE_REGISTER_PER_MOBILE", "10/3600")
+ETCNET_RATE_LOGIN_PER_IP = env_rate("ETCNET_RATE_LOGIN_PER_IP", "30/600")
+ETCNET_RATE_LOGIN_PER_USER = env_rate("ETCNET_RATE_LOGIN_PER_USER", "10/600")
 
 # The API's list pages: at most this many rows per request.
 NINJA_PAGINATION_PER_PAGE = 50

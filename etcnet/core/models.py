@@ -49,3 +49,28 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise RuntimeError("audit events are append-only")
+
+
+class RateCounter(models.Model):
+    """One window of one rate limit for one key (``etcnet.core.ratelimit``).
+
+    Several stateless center processes share the limits, so they live in the
+    database: a hit is a compare-and-set UPDATE (``hits < limit``) on the
+    window's row. ``key`` is an HMAC of the address or number, never the
+    personal data itself."""
+
+    scope = models.CharField(max_length=40)
+    key = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "key", "window_start"], name="rate_counter_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.hits} until {self.expires_at:%H:%M:%S}"

@@ -7,6 +7,7 @@ gateway uses; an operator plugs in its gateway's client with the same method.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,6 +15,7 @@ from typing import Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from etcnet.core import ratelimit
 from etcnet.core.masking import mask_phone
 
 log = logging.getLogger("etcnet.sms")
@@ -44,6 +46,21 @@ class MemorySmsSender:
 
     def send(self, phone: str, text: str) -> None:
         MemorySmsSender.outbox.append(SentSms(phone, text))
+
+
+def count_code(phone: str, *, now: dt.datetime | None = None) -> None:
+    """Counts one verification code texted to ``phone`` against the limit per
+    mobile number (``ETCNET_RATE_SMS_PER_MOBILE``), which the codes of every
+    application share: plate registration and selection, issuance's phone step.
+    Raises ``RateLimited`` (429); call it in the transaction that stores the code,
+    so a code refused or never stored does not count."""
+    ratelimit.hit(
+        "sms.mobile",
+        phone,
+        settings.ETCNET_RATE_SMS_PER_MOBILE,
+        now=now,
+        shown_key=mask_phone(phone),
+    )
 
 
 def send_sms(phone: str, text: str) -> None:

@@ -26,7 +26,7 @@ from django.utils.translation import gettext
 from etcnet.core import audit
 from etcnet.core.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
 from etcnet.core.roles import Role, has_role
-from etcnet.core.sms import send_sms
+from etcnet.core.sms import count_code, send_sms
 from etcnet.core.validators import check_mobile, gettext_noop
 from etcnet.issuance import domain, images
 from etcnet.issuance.errors import (
@@ -149,6 +149,8 @@ def _code_digest(application_id: int, code: str) -> str:
 
 
 def _send_code(application: Application, now: dt.datetime) -> None:
+    # One limit per mobile number for every application's codes (plates too).
+    count_code(application.phone, now=now)
     code = f"{secrets.randbelow(1_000_000):06d}"
     ttl = settings.ETCNET_SMS_CODE_TTL_SECONDS
     PhoneVerification.objects.create(
