@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from etcnet.cards.models import (
@@ -157,34 +158,49 @@ def balance(code: str) -> int:
 def check() -> list[str]:
     """Every invariant of the ledger; an empty list when all hold.
 
-    Set-based: one aggregate query per invariant, not a loop over entries."""
-    problems: list[str] = []
-    unbalanced = (
-        Posting.objects.values("entry_id").annotate(total=Sum("amount_fen")).exclude(total=0)
-    )
-    problems += [f"entry {row['entry_id']} sums to {row['total']} fen" for row in unbalanced]
-    empty = JournalEntry.objects.filter(postings__isnull=True).values_list("pk", flat=True)
-    problems += [f"entry {pk} has no postings" for pk in empty]
-    sums = dict(
-        Posting.objects.values("account_id")
+    Set-based: four aggregate queries, each returning only the rows that break an
+    invariant — no loop over entries, accounts or cards in Python. In order:
+    entries that do not sum to zero, entries without postings, accounts whose
+    cached balance differs from their postings, cards whose shadow balance differs
+    from their purse's postings (negated: a purse is a liability), and the sum of
+    all postings."""
+    unbalanced = list(
+        Posting.objects.values("entry_id")
         .annotate(total=Sum("amount_fen"))
-        .values_list("account_id", "total")
+        .exclude(total=0)
+        .order_by("entry_id")
+        .values_list("entry_id", "total")
     )
-    for pk, code, cached in LedgerAccount.objects.values_list("pk", "code", "balance_fen"):
-        actual = int(sums.get(pk) or 0)
-        if cached != actual:
-            problems.append(f"account {code}: cached {cached} fen, postings {actual} fen")
-    purses = dict(LedgerAccount.objects.filter(card__isnull=False).values_list("card_id", "pk"))
-    for card_id, card_no, shadow in CardUnit.objects.values_list(
-        "pk", "card_no", "shadow_balance_fen"
-    ):
-        account_id = purses.get(card_id)
-        expected = -int(sums.get(account_id) or 0) if account_id else 0
-        if shadow != expected:
-            problems.append(
-                f"card {card_no}: shadow balance {shadow} fen, purse postings {expected} fen"
-            )
-    total = sum(int(v or 0) for v in sums.values())
+    problems = [f"entry {entry_id} sums to {total} fen" for entry_id, total in unbalanced]
+    empty = (
+        JournalEntry.objects.filter(~Exists(Posting.objects.filter(entry=OuterRef("pk"))))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    problems += [f"entry {pk} has no postings" for pk in empty]
+    accounts = (
+        LedgerAccount.objects.annotate(actual=Coalesce(Sum("postings__amount_fen"), 0))
+        .exclude(balance_fen=F("actual"))
+        .order_by("pk")
+        .values_list("code", "balance_fen", "actual")
+    )
+    problems += [
+        f"account {code}: cached {cached} fen, postings {actual} fen"
+        for code, cached, actual in accounts
+    ]
+    cards = (
+        CardUnit.objects.annotate(expected=-Coalesce(Sum("purse_account__postings__amount_fen"), 0))
+        .exclude(shadow_balance_fen=F("expected"))
+        .order_by("pk")
+        .values_list("card_no", "shadow_balance_fen", "expected")
+    )
+    problems += [
+        f"card {card_no}: shadow balance {shadow} fen, purse postings {expected} fen"
+        for card_no, shadow, expected in cards
+    ]
+    # Every posting belongs to an entry, so all postings sum to what the unbalanced
+    # entries sum to: no further pass over the postings is needed.
+    total = sum(int(row_total) for _, row_total in unbalanced)
     if total != 0:
         problems.append(f"all postings sum to {total} fen")
     return problems

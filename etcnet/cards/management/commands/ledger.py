@@ -1,6 +1,11 @@
 """`etcnet ledger check`: proves the ledger's invariants — every entry sums to
 zero, every cached account balance equals its postings, every card's shadow
-balance equals its purse postings. Exit status 1 when any does not hold."""
+balance equals its purse postings. Exit status 1 when any does not hold.
+
+Set-based (`ledger.check()`: a few aggregate queries that return only the rows
+breaking an invariant); on PostgreSQL the database also refuses to commit an
+unbalanced entry, so a problem here means a cache drifted or the data was loaded
+around the triggers."""
 
 from __future__ import annotations
 
