@@ -3,7 +3,9 @@
 `AuditEvent` is the one append-only audit trail (Zulip's RealmAuditLog): services
 write a row in the same transaction as every state change of a customer,
 vehicle, application, card, OBU, account or list — who, when, what, before and
-after. Rows are never updated or deleted by the application; the model refuses.
+after. Rows are never updated or deleted by the application; the model refuses,
+and so does the database (triggers of migration 0004_audit_append_only, which also
+catch `QuerySet.update()` / `.delete()` and raw SQL).
 """
 
 from __future__ import annotations
