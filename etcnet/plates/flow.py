@@ -33,7 +33,7 @@ from django.utils.translation import gettext
 
 from etcnet.core import audit
 from etcnet.core.errors import Conflict, DomainError, FieldIssue, Forbidden, InvalidInput
-from etcnet.core.sms import send_sms
+from etcnet.core.sms import count_code, send_sms
 from etcnet.core.validators import check_vin, gettext_noop
 from etcnet.plates import domain, selectors, services
 from etcnet.plates.models import (
@@ -716,6 +716,8 @@ def _digest(selection_id: int, code: str) -> str:
 
 
 def _send_code(selection: Selection, now: dt.datetime) -> None:
+    # The mobile number's codes of every application share one limit (429).
+    count_code(selection.owner_phone, now=now)
     code = f"{secrets.randbelow(1_000_000):06d}"
     SmsCode.objects.create(
         selection=selection,

@@ -497,3 +497,22 @@ class SmsCode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.selection_id}:{self.sent_at:%H:%M:%S}"
+
+
+class RegistrationCode(models.Model):
+    """The code texted to confirm a registration's mobile number; only the
+    newest unused code of a number counts, and a registration uses it up."""
+
+    phone = models.CharField(max_length=11)
+    code_digest = models.CharField(max_length=64)
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        indexes = [models.Index(fields=["phone", "sent_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.phone[:3]}…:{self.sent_at:%H:%M:%S}"

@@ -158,3 +158,15 @@ def announcements() -> QuerySet[NumberPool]:
 
 def active_session(account: PlateAccount) -> SelectionSession | None:
     return SelectionSession.objects.filter(account=account, status="active").first()
+
+
+def account_holding_id(id_number: str) -> PlateAccount | None:
+    """The active account registered with this ID number (any ID type)."""
+    text = (id_number or "").strip().upper()
+    if not text:
+        return None
+    return (
+        PlateAccount.objects.filter(status="active", id_number=text)
+        .prefetch_related("selections")
+        .first()
+    )

@@ -26,5 +26,6 @@ urlpatterns = [
     path("selections/<str:number>/", views.done, name="done"),
     path("selections/<str:number>/form.pdf", views.form_pdf, name="form_pdf"),
     path("office/", views.office, name="office"),
+    path("office/window/", views.window, name="window"),
     path("manage/", views.manage, name="manage"),
 ]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
@@ -27,11 +28,13 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from etcnet.core import ratelimit
 from etcnet.core.codes import IdDocType
 from etcnet.core.errors import DomainError, InvalidInput
+from etcnet.core.masking import mask_phone
 from etcnet.core.roles import Role, role_required
 from etcnet.core.validators import gettext_noop
-from etcnet.plates import domain, flow, selectors, services
+from etcnet.plates import captchas, domain, flow, selectors, services
 from etcnet.plates.forms_pdf import registration_form
 from etcnet.plates.models import (
     CalendarDay,
@@ -88,12 +91,32 @@ def _page(
 def _failed(
     request: HttpRequest, template: str, error: DomainError, context: dict[str, Any]
 ) -> TemplateResponse:
-    return _page(
+    response = _page(
         request,
         template,
         {**context, "errors": _errors(error), "error": error.message, "error_code": error.code},
         status=error.status,
     )
+    if isinstance(error, ratelimit.RateLimited):
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _client_ip(request: HttpRequest) -> str:
+    """The peer's address. Behind a reverse proxy the proxy must pass the
+    client's address as REMOTE_ADDR (docs/plates.md)."""
+    return str(request.META.get("REMOTE_ADDR") or "")
+
+
+def _limit(scope: str, key: str, rate: tuple[int, int]) -> None:
+    """Counts one request against a limit (committed at once: views run outside
+    a transaction, so a refused request counts too); ``RateLimited`` past it."""
+    shown = mask_phone(key) if key.isdigit() else key
+    ratelimit.hit(f"plates.{scope}", key, rate, shown_key=shown)
+
+
+def _mobile_key(text: str) -> str:
+    return "".join(ch for ch in (text or "") if ch.isdigit())[-11:]
 
 
 def user_required(view: Any) -> Any:
@@ -173,21 +196,50 @@ SERVICE_LABELS = {
 }
 
 
+def _check_captcha(request: HttpRequest) -> None:
+    captchas.check(request.POST.get("captcha_key", ""), request.POST.get("captcha", ""))
+
+
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest) -> HttpResponse:
+    """The registration form. 「获取短信验证码」 (action ``send_code``) texts a
+    code to the mobile number; 「注册」 registers with it. Both need the image
+    captcha and count against the address's (and the number's) limits."""
     context: dict[str, Any] = {
         "user_types": [(t.value, t.label, _(USER_TYPE_NOTES[t])) for t in UserType],
         "id_types": _choices([m for m in IdDocType if not m.for_organization]),
         "values": {},
         "errors": {},
+        # A challenge is good for one try: every page shown gets a new one.
+        "captcha": captchas.new_challenge(),
     }
     if request.method == "POST":
         values: dict[str, Any] = {
             k: request.POST.get(k, "")
-            for k in ("user_type", "id_type", "id_number", "name", "phone", "city")
+            for k in ("user_type", "id_type", "id_number", "name", "phone", "city", "sms_code")
         }
         context["values"] = values
+        context["agreed"] = request.POST.get("agreed") == "on"
+        ip = _client_ip(request)
         try:
+            if request.POST.get("action") == "send_code":
+                _limit("sms.ip", ip, settings.ETCNET_RATE_SMS_PER_IP)
+                _check_captcha(request)
+                sent = services.send_registration_code(phone=values["phone"])
+                context["code_sent"] = _(
+                    "A code was sent to %(phone)s; it is valid until %(until)s."
+                ) % {
+                    "phone": mask_phone(sent.phone),
+                    "until": selectors.local_now(sent.expires_at).strftime("%H:%M"),
+                }
+                return _page(request, "register.html", context)
+            _limit("register.ip", ip, settings.ETCNET_RATE_REGISTER_PER_IP)
+            _limit(
+                "register.mobile",
+                _mobile_key(values["phone"]),
+                settings.ETCNET_RATE_REGISTER_PER_MOBILE,
+            )
+            _check_captcha(request)
             account = services.register_account(
                 **values,
                 password=request.POST.get("password", ""),
@@ -203,11 +255,28 @@ def register(request: HttpRequest) -> HttpResponse:
 
 
 class LoginView(auth_views.LoginView):
+    """Log in with the ID number or the mobile number. Every attempt counts
+    against the address's and the login name's limits (429 past them), on top
+    of axes' lockout after failures."""
+
     template_name = "plates/login.html"
     redirect_authenticated_user = False
 
     def get_default_redirect_url(self) -> str:
         return reverse("plates:account")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        name = (request.POST.get("username") or "").strip().upper()
+        try:
+            _limit("login.ip", _client_ip(request), settings.ETCNET_RATE_LOGIN_PER_IP)
+            _limit("login.user", name, settings.ETCNET_RATE_LOGIN_PER_USER)
+        except ratelimit.RateLimited as error:
+            context = self.get_context_data(form=self.get_form(), limited=error.message)
+            refused = self.render_to_response(context, status=error.status)
+            refused["Retry-After"] = str(error.retry_after)
+            return refused
+        response: HttpResponse = super().post(request, *args, **kwargs)
+        return response
 
 
 @require_POST
@@ -438,14 +507,18 @@ def compose(request: HttpRequest, session: SelectionSession) -> HttpResponse:
             length=domain.serial_length(kind),
             keys=selectors.keyboard(session, ""),
             seconds_left=(session.window_closes_at - now).total_seconds(),
+            captcha=captchas.new_challenge(),
         ),
     )
 
 
-def _json_error(error: DomainError) -> JsonResponse:
-    return JsonResponse(
-        error.as_dict(), status=error.status, json_dumps_params={"ensure_ascii": False}
+def _json_error(error: DomainError, **extra: Any) -> JsonResponse:
+    response = JsonResponse(
+        {**error.as_dict(), **extra}, status=error.status, json_dumps_params={"ensure_ascii": False}
     )
+    if isinstance(error, ratelimit.RateLimited):
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @user_required
@@ -462,12 +535,15 @@ def keys(request: HttpRequest) -> JsonResponse:
 @user_required
 @require_POST
 def verify(request: HttpRequest) -> JsonResponse:
+    """「验证」: the image captcha, then the number. The answer carries the next
+    captcha (each is good for one try); a wrong captcha counts no verification."""
     try:
+        _check_captcha(request)
         result = flow.verify(
             actor=request.user, token=_token(request), serial=request.POST.get("serial", "")
         )
     except DomainError as error:
-        return _json_error(error)
+        return _json_error(error, captcha=captchas.new_challenge().as_dict())
     message = (
         (_("%(serial)s is available.") if result.available else _("%(serial)s is not available."))
         % {"serial": result.serial}
@@ -481,6 +557,7 @@ def verify(request: HttpRequest) -> JsonResponse:
             "message": message,
             "verifications_left": result.remaining.verifications,
             "locks_left": result.remaining.locks,
+            "captcha": captchas.new_challenge().as_dict(),
         },
         json_dumps_params={"ensure_ascii": False},
     )
@@ -539,6 +616,7 @@ def sms(request: HttpRequest, session: SelectionSession) -> HttpResponse:
     if request.method == "POST":
         try:
             if "resend" in request.POST:
+                _limit("sms.ip", _client_ip(request), settings.ETCNET_RATE_SMS_PER_IP)
                 flow.resend_code(actor=request.user, token=_token(request))
                 messages.info(request, _("A new code was sent."))
                 return redirect("plates:sms")
@@ -632,6 +710,61 @@ def office(request: HttpRequest) -> HttpResponse:
             return _failed(request, "office.html", error, context)
         return redirect(f"{reverse('plates:office')}?q={q}")
     return _page(request, "office.html", context)
+
+
+WINDOW_FIELDS = ("user_type", "id_type", "id_number", "name", "phone", "city")
+
+
+@role_required(Role.VEHICLE_OFFICE_CLERK)
+@require_http_methods(["GET", "POST"])
+def window(request: HttpRequest) -> HttpResponse:
+    """Registration at the window (窗口注册): the clerk checks the original ID
+    card and registers its owner; an account someone else registered with the
+    ID number is cancelled. 「查询」 shows that account first."""
+    office = services.clerk_office(request.user)
+    looked_up = (request.GET.get("id_number") or "").strip().upper()
+    context: dict[str, Any] = {
+        "office": office,
+        "user_types": [(t.value, t.label) for t in UserType],
+        "id_types": _choices([m for m in IdDocType if not m.for_organization]),
+        "values": {"id_number": looked_up, "id_type": "101"} if looked_up else {},
+        "errors": {},
+        "looked_up": looked_up,
+        "holder": selectors.account_holding_id(looked_up),
+    }
+    if request.method == "POST":
+        values: dict[str, Any] = {k: request.POST.get(k, "") for k in WINDOW_FIELDS}
+        context["values"] = values
+        context["holder"] = selectors.account_holding_id(values["id_number"])
+        try:
+            done = services.register_at_window(
+                **values,
+                password=request.POST.get("password", ""),
+                password_again=request.POST.get("password_again", ""),
+                id_card_seen=request.POST.get("id_card_seen") == "on",
+                actor=request.user,
+            )
+        except DomainError as error:
+            return _failed(request, "window.html", error, context)
+        messages.success(
+            request,
+            _("Registered %(name)s at the window (mobile %(phone)s).")
+            % {"name": done.account.name, "phone": mask_phone(done.account.phone)},
+        )
+        if done.cancelled is not None:
+            messages.warning(
+                request,
+                _(
+                    "The account that held this ID number (mobile %(phone)s) is cancelled; "
+                    "numbers it held back in the pool: %(plates)s."
+                )
+                % {
+                    "phone": mask_phone(done.cancelled.phone),
+                    "plates": "、".join(done.voided) or _("none"),
+                },
+            )
+        return redirect("plates:window")
+    return _page(request, "window.html", context)
 
 
 # --- The center operator ----------------------------------------------------------------

@@ -53,6 +53,7 @@ def test_every_bad_field_is_named_and_nothing_is_created() -> None:
             password="password",
             password_again="other",
             agreed=False,
+            sms_code="",
         )
     fields = [f for f, _ in codes(refused.value)]
     assert fields == [
@@ -64,6 +65,7 @@ def test_every_bad_field_is_named_and_nothing_is_created() -> None:
         "password",
         "password_again",
         "agreed",
+        "sms_code",
     ]
     assert (User.objects.count(), PlateAccount.objects.count(), AuditEvent.objects.count()) == (
         0,

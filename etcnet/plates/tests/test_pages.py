@@ -32,7 +32,9 @@ def clock() -> Iterator[Any]:
         yield traveller
 
 
-def sign_up(client: Client, **overrides: str) -> Any:
+def sign_up(client: Client, *, send_code: bool = True, **overrides: str) -> Any:
+    """Fills the form, 「获取短信验证码」, then 「注册」 with the texted code
+    (the captcha answered in its test mode)."""
     form = {
         "user_type": "new_vehicle_owner",
         "id_type": "101",
@@ -43,9 +45,16 @@ def sign_up(client: Client, **overrides: str) -> Any:
         "password": PASSWORD,
         "password_again": PASSWORD,
         "agreed": "on",
+        "captcha_key": "any",
+        "captcha": "PASSED",
         **overrides,
     }
-    return client.post("/plates/register/", form)
+    if send_code:
+        with committed():
+            sent = client.post("/plates/register/", {**form, "action": "send_code"})
+        assert sent.status_code == 200, sent.content.decode()
+        form.setdefault("sms_code", last_code())
+    return client.post("/plates/register/", {**form, "action": "register"})
 
 
 def through_step_3(client: Client, office: Any) -> None:
@@ -66,12 +75,14 @@ def through_step_3(client: Client, office: Any) -> None:
 
 
 def test_register_page_names_the_bad_fields_and_keeps_the_values(client: Client) -> None:
-    response = sign_up(client, id_number="440802199001011230", phone="12", agreed="")
+    response = sign_up(
+        client, send_code=False, id_number="440802199001011230", phone="12", agreed=""
+    )
 
     assert response.status_code == 400
     page = response.content.decode()
     assert 'data-field="id_number"' in page
-    assert page.count('class="field-error"') == 3
+    assert page.count('class="field-error"') == 4  # id_number, phone, agreed, sms_code
     assert 'value="张三"' in page
     assert PlateAccount.objects.count() == 0
 
@@ -94,7 +105,14 @@ def test_a_new_user_registers_and_selects_a_number_through_the_pages(
     assert page.count(" disabled>") == 33  # every key but A
     keys = client.get("/plates/select/keys/", {"prefix": "A00"}).json()["keys"]
     assert sorted(k["char"] for k in keys if k["enabled"]) == list("023456789")
-    verified = client.post("/plates/select/verify/", {"serial": "A0015"}).json()
+    assert 'name="captcha"' in page  # 「验证」 asks for the image code
+    refused = client.post("/plates/select/verify/", {"serial": "A0015", "captcha": ""})
+    assert refused.status_code == 400
+    assert [e["field"] for e in refused.json()["errors"]] == ["captcha"]
+    assert refused.json()["captcha"]["image_url"].startswith("/captcha/image/")
+    verified = client.post(
+        "/plates/select/verify/", {"serial": "A0015", "captcha_key": "k", "captcha": "PASSED"}
+    ).json()
     assert (verified["available"], verified["verifications_left"]) == (False, 9)
 
     clock.shift(90)

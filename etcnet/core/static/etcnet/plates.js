@@ -67,8 +67,18 @@
     load();
   });
 
+  // 「验证」 needs the image code; every answer brings the next image.
+  var captcha = document.getElementById("verify-captcha");
+  var captchaKey = captcha.querySelector("input.captcha-key");
+  var captchaInput = captcha.querySelector("input[name=captcha]");
+  var captchaImage = captcha.querySelector("img.captcha-image");
+
   document.getElementById("verify").addEventListener("click", function () {
-    var body = new URLSearchParams({ serial: composed });
+    var body = new URLSearchParams({
+      serial: composed,
+      captcha_key: captchaKey.value,
+      captcha: captchaInput.value,
+    });
     fetch(root.dataset.verifyUrl, {
       method: "POST",
       body: body,
@@ -80,6 +90,11 @@
         var issues = (result.errors || []).map(function (e) { return e.message; });
         verdict.textContent = [result.message].concat(issues).join(" ");
         verdict.dataset.available = result.available ? "yes" : "no";
+        if (result.captcha) {
+          captchaKey.value = result.captcha.key;
+          captchaImage.src = result.captcha.image_url;
+          captchaInput.value = "";
+        }
       });
   });
 
