@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PIP    := $(BIN)/pip --disable-pip-version-check --quiet
 
-.PHONY: demo test lint unit browser-deps messages lock benchmark benchmark-ingest benchmark-lists benchmark-plates clean
+.PHONY: demo test lint unit browser-deps messages lock benchmark benchmark-ingest benchmark-lists benchmark-plates benchmark-ledger clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "etcnet needs Python 3.11 (Django 5.2 LTS); set PYTHON=/path/to/python3.11")'
@@ -72,6 +72,12 @@ benchmark-lists: $(STAMP)
 ## concurrent locks, the expiry job (about 4 minutes; `--quick` is smaller).
 benchmark-plates: $(STAMP)
 	$(BIN)/python -m benchmarks.plates
+
+## `etcnet ledger check` on PostgreSQL over 10 million postings bulk-loaded by COPY,
+## and what the ledger's deferred constraint triggers cost per posting (about
+## 5 minutes and 3 GB of disk; `--quick` is 1 million postings).
+benchmark-ledger: $(STAMP)
+	$(BIN)/python -m benchmarks.ledger
 
 ## Re-lock the dependencies after changing pyproject.toml.
 lock:
