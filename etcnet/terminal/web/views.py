@@ -23,6 +23,7 @@ from etcnet.smartcard.transport import TransportError
 from etcnet.terminal.lane import (
     FALLBACK_PAYMENTS,
     Committed,
+    ExitRequest,
     LaneError,
     LaneTerminal,
     Person,
@@ -473,25 +474,27 @@ def _commit(
     quote = _quote(lane, flow, reading)
     master = d.get("authorised_by")
     return lane.exit(
-        card_t,
-        reading,
-        quote,
-        collector=person,
-        shift=shift,
-        plate=v["plate"],
-        plate_color=v["plate_color"],
-        vehicle_kind=v["vehicle_kind"],
-        axles=_int(d.get("axles")),
-        total_weight_kg=_int(d.get("total_weight_kg")),
-        weight_limit_kg=_int(d.get("weight_limit_kg")),
-        station_hex=d.get("station_hex", "") if flow.mode == "single" else None,
-        authorised_by=Person(
-            master["username"], master["name"], tuple(master["roles"]), master["offline"]
+        ExitRequest(
+            card_t,
+            reading,
+            quote,
+            collector=person,
+            shift=shift,
+            plate=v["plate"],
+            plate_color=v["plate_color"],
+            vehicle_kind=v["vehicle_kind"],
+            axles=_int(d.get("axles")),
+            total_weight_kg=_int(d.get("total_weight_kg")),
+            weight_limit_kg=_int(d.get("weight_limit_kg")),
+            station_hex=d.get("station_hex", "") if flow.mode == "single" else None,
+            authorised_by=Person(
+                master["username"], master["name"], tuple(master["roles"]), master["offline"]
+            )
+            if master
+            else None,
+            payment_type=_int(d.get("payment_type")),
+            reason=d.get("reason", ""),
+            photo_jpeg=photo,
+            obu_t=flow.open_obu(),
         )
-        if master
-        else None,
-        payment_type=_int(d.get("payment_type")),
-        reason=d.get("reason", ""),
-        photo_jpeg=photo,
-        obu_t=flow.open_obu(),
     )

@@ -16,7 +16,7 @@ from etcnet.cards import services as cards
 from etcnet.lists import services as lists
 from etcnet.smartcard.transport import TransportError, open_emulated
 from etcnet.terminal.center import HttpCenter
-from etcnet.terminal.lane import Grey, LaneError, LaneTerminal
+from etcnet.terminal.lane import ExitRequest, Grey, LaneError, LaneTerminal
 from etcnet.tolling.models import TollTransaction
 from etcnet.tolling.tests.lanes import enter, lane_terminal
 from etcnet.tolling.tests.test_terminal_sync import closed_port
@@ -66,16 +66,16 @@ def test_entry_then_closed_exit_with_the_station_master(terminals, card, staff):
     }
 
     with pytest.raises(LaneError) as refused:
-        exit_lane.exit(transport, reading, quote, station_hex="12010301", **common)
+        exit_lane.exit(ExitRequest(transport, reading, quote, station_hex="12010301", **common))
     assert refused.value.code == "authorisation_needed"
     with pytest.raises(LaneError) as wrong_hex:
-        exit_lane.exit(transport, reading, quote, station_hex="12010302", **common)
+        exit_lane.exit(ExitRequest(transport, reading, quote, station_hex="12010302", **common))
     assert wrong_hex.value.code == "hex_mismatch"
     with pytest.raises(LaneError):
         exit_lane.authorise("sam", "wrong")
     sam = exit_lane.authorise("sam", "pw-12345678")
     done = exit_lane.exit(
-        transport, reading, quote, station_hex="12010301", authorised_by=sam, **common
+        ExitRequest(transport, reading, quote, station_hex="12010301", authorised_by=sam, **common)
     )
 
     assert done.balance_after == 10_000 - quote.fee.payable_fen
@@ -116,27 +116,31 @@ def test_a_card_pulled_during_the_debit_is_settled_once_on_the_next_read(termina
 
     with pytest.raises(Grey):
         exit_lane.exit(
-            PulledAfterDebit(devices.open_unit(card)),
-            reading,
-            quote,
-            collector=carl,
-            shift=shift,
-            plate=reading.plate,
-            plate_color=reading.plate_color,
-            authorised_by=sam,
+            ExitRequest(
+                PulledAfterDebit(devices.open_unit(card)),
+                reading,
+                quote,
+                collector=carl,
+                shift=shift,
+                plate=reading.plate,
+                plate_color=reading.plate_color,
+                authorised_by=sam,
+            )
         )
     assert exit_lane.outbox.status().waiting == 0  # nothing recorded yet ...
     assert exit_lane.open_intents() == 1  # ... but the purchase is remembered
     with pytest.raises(Grey):  # and no second purchase starts before it is settled
         exit_lane.exit(
-            devices.open_unit(card),
-            reading,
-            quote,
-            collector=carl,
-            shift=shift,
-            plate=reading.plate,
-            plate_color=reading.plate_color,
-            authorised_by=sam,
+            ExitRequest(
+                devices.open_unit(card),
+                reading,
+                quote,
+                collector=carl,
+                shift=shift,
+                plate=reading.plate,
+                plate_color=reading.plate_color,
+                authorised_by=sam,
+            )
         )
 
     again = exit_lane.read(devices.open_unit(card))
@@ -177,11 +181,13 @@ def test_a_pull_before_the_debit_is_abandoned_and_charged_once_after(terminals, 
         "authorised_by": sam,
     }
     with pytest.raises(Grey):
-        exit_lane.exit(PulledBeforeDebit(devices.open_unit(card)), reading, quote, **common)
+        exit_lane.exit(
+            ExitRequest(PulledBeforeDebit(devices.open_unit(card)), reading, quote, **common)
+        )
     again = exit_lane.read(devices.open_unit(card))
     assert again.recovered == "abandoned"
     assert again.balance == 10_000
-    exit_lane.exit(devices.open_unit(card), again, quote, **common)
+    exit_lane.exit(ExitRequest(devices.open_unit(card), again, quote, **common))
     assert devices.read_card(card).balance == 10_000 - quote.fee.payable_fen
 
 
@@ -209,13 +215,19 @@ def test_a_listed_card_is_refused_and_the_vehicle_pays_cash(terminals, card, sta
     }
 
     with pytest.raises(LaneError) as no_reason:
-        exit_lane.exit(devices.open_unit(card), reading, quote, payment_type=1, **common)
+        exit_lane.exit(
+            ExitRequest(devices.open_unit(card), reading, quote, payment_type=1, **common)
+        )
     assert no_reason.value.code == "reason_needed"
     with pytest.raises(LaneError) as by_card:
-        exit_lane.exit(devices.open_unit(card), reading, quote, reason="挂失卡", **common)
+        exit_lane.exit(
+            ExitRequest(devices.open_unit(card), reading, quote, reason="挂失卡", **common)
+        )
     assert by_card.value.code == "card_cannot_pay"
     done = exit_lane.exit(
-        devices.open_unit(card), reading, quote, payment_type=1, reason="挂失卡", **common
+        ExitRequest(
+            devices.open_unit(card), reading, quote, payment_type=1, reason="挂失卡", **common
+        )
     )
 
     assert done.payable_fen % 100 == 0

@@ -18,7 +18,7 @@ from etcnet.smartcard import ops
 from etcnet.smartcard.emulator import SFI_0015, SoftCard, SoftObu
 from etcnet.smartcard.files import Card0015, ObuVehicleFile
 from etcnet.smartcard.transport import TransportError
-from etcnet.terminal.lane import LaneError, LaneTerminal, Quote, Reading
+from etcnet.terminal.lane import ExitRequest, LaneError, LaneTerminal, Quote, Reading
 from etcnet.tolling.models import TollTransaction
 from etcnet.tolling.tests.lanes import enter
 
@@ -79,10 +79,14 @@ def test_an_expired_card_is_refused_and_the_vehicle_pays_cash(terminals, card, s
         "authorised_by": sam,
     }
     with pytest.raises(LaneError) as by_card:
-        exit_lane.exit(devices.open_unit(card), reading, quote, reason="卡已过期", **common)
+        exit_lane.exit(
+            ExitRequest(devices.open_unit(card), reading, quote, reason="卡已过期", **common)
+        )
     assert by_card.value.code == "card_cannot_pay"
     done = exit_lane.exit(
-        devices.open_unit(card), reading, quote, payment_type=1, reason="卡已过期", **common
+        ExitRequest(
+            devices.open_unit(card), reading, quote, payment_type=1, reason="卡已过期", **common
+        )
     )
 
     assert (done.payment_type, done.tac) == (1, "")
@@ -111,15 +115,17 @@ def test_card_obu_and_typed_plate_mismatch_need_a_reason(terminals, card, staff)
     assert quote.needs_reason
     common = {**who, "plate": "津B99999", "plate_color": 0, "authorised_by": sam}
     with pytest.raises(LaneError) as no_reason:
-        exit_lane.exit(devices.open_unit(card), reading, quote, **common)
+        exit_lane.exit(ExitRequest(devices.open_unit(card), reading, quote, **common))
     assert no_reason.value.code == "reason_needed"
     done = exit_lane.exit(
-        devices.open_unit(card),
-        reading,
-        quote,
-        reason="实际车牌津B99999，标签信息有误",
-        obu_t=devices.open_unit(obu_of(card)),
-        **common,
+        ExitRequest(
+            devices.open_unit(card),
+            reading,
+            quote,
+            reason="实际车牌津B99999，标签信息有误",
+            obu_t=devices.open_unit(obu_of(card)),
+            **common,
+        )
     )
 
     assert done.tac
@@ -158,12 +164,16 @@ def test_insufficient_balance_falls_back_to_a_mobile_payment(terminals, card, st
         "reason": "余额不足，支付宝支付",
     }
     with pytest.raises(LaneError) as by_card:
-        exit_lane.exit(devices.open_unit(card), reading, quote, **common)
+        exit_lane.exit(ExitRequest(devices.open_unit(card), reading, quote, **common))
     assert by_card.value.code == "card_cannot_pay"
     with pytest.raises(LaneError) as unknown:
-        exit_lane.exit(devices.open_unit(card), reading, quote, payment_type=99, **common)
+        exit_lane.exit(
+            ExitRequest(devices.open_unit(card), reading, quote, payment_type=99, **common)
+        )
     assert unknown.value.code == "bad_payment_type"
-    done = exit_lane.exit(devices.open_unit(card), reading, quote, payment_type=10, **common)
+    done = exit_lane.exit(
+        ExitRequest(devices.open_unit(card), reading, quote, payment_type=10, **common)
+    )
 
     # Mobile payment: the toll without the ETC discount, rounded to the yuan.
     assert done.payment_type == 10
@@ -200,14 +210,16 @@ def test_a_green_channel_vehicle_needs_the_inspection_photo_and_passes_free(term
         "reason": "鲜活农产品，查验合格",
     }
     with pytest.raises(LaneError) as no_photo:
-        exit_lane.exit(devices.open_unit(card), reading, quote, **common)
+        exit_lane.exit(ExitRequest(devices.open_unit(card), reading, quote, **common))
     assert no_photo.value.code == "inspection_photo_needed"
     done = exit_lane.exit(
-        devices.open_unit(card),
-        reading,
-        quote,
-        photo_jpeg=samples.photo_bytes("vehicle_head"),
-        **common,
+        ExitRequest(
+            devices.open_unit(card),
+            reading,
+            quote,
+            photo_jpeg=samples.photo_bytes("vehicle_head"),
+            **common,
+        )
     )
 
     # Free, but the trip is closed on the card by a zero-amount purchase with TAC.
@@ -234,14 +246,16 @@ def test_an_emergency_vehicle_passes_free_without_a_photo(terminals, card, staff
     who = at_the_exit(exit_lane)
     reading, quote = read_and_quote(exit_lane, card, vehicle_kind=10)
     done = exit_lane.exit(
-        devices.open_unit(card),
-        reading,
-        quote,
-        plate=reading.plate,
-        plate_color=reading.plate_color,
-        vehicle_kind=10,
-        reason="抢险救援车辆",
-        **who,
+        ExitRequest(
+            devices.open_unit(card),
+            reading,
+            quote,
+            plate=reading.plate,
+            plate_color=reading.plate_color,
+            vehicle_kind=10,
+            reason="抢险救援车辆",
+            **who,
+        )
     )
     assert (done.payable_fen, done.payment_type) == (0, 0)
 
@@ -274,14 +288,16 @@ def test_entry_and_exit_write_the_trip_into_the_obu(terminals, card, staff):
     reading, quote = read_and_quote(exit_lane, card, obu=obu)
     assert reading.problems == ()
     done = exit_lane.exit(
-        devices.open_unit(card),
-        reading,
-        quote,
-        plate=reading.plate,
-        plate_color=reading.plate_color,
-        authorised_by=sam,
-        obu_t=devices.open_unit(obu),
-        **who,
+        ExitRequest(
+            devices.open_unit(card),
+            reading,
+            quote,
+            plate=reading.plate,
+            plate_color=reading.plate_color,
+            authorised_by=sam,
+            obu_t=devices.open_unit(obu),
+            **who,
+        )
     )
 
     assert done.obu_write == "written"
@@ -321,14 +337,16 @@ def test_a_failed_obu_write_keeps_the_transaction(terminals, card, staff):
     sam = exit_lane.authorise("sam", "pw-12345678")
     reading, quote = read_and_quote(exit_lane, card, obu=obu)
     done = exit_lane.exit(
-        devices.open_unit(card),
-        reading,
-        quote,
-        plate=reading.plate,
-        plate_color=reading.plate_color,
-        authorised_by=sam,
-        obu_t=NoUpdates(devices.open_unit(obu)),
-        **who,
+        ExitRequest(
+            devices.open_unit(card),
+            reading,
+            quote,
+            plate=reading.plate,
+            plate_color=reading.plate_color,
+            authorised_by=sam,
+            obu_t=NoUpdates(devices.open_unit(obu)),
+            **who,
+        )
     )
 
     assert done.obu_write == "failed"
