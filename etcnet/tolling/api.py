@@ -198,15 +198,11 @@ def status_list_file(request: HttpRequest, kind: str, number: str) -> Any:
 
 @router.get("/downloads/verifiers")
 def verifiers(request: HttpRequest) -> Any:
-    """Password verifiers of this station's collectors and station masters, for
-    the terminal's offline login: Django's own salted hashes, never a password."""
-    from django.contrib.auth.models import User
-
-    from etcnet.core.roles import Role
-
-    users = User.objects.filter(
-        is_active=True, groups__name__in=[Role.TOLL_COLLECTOR, Role.STATION_MASTER]
-    ).distinct()
+    """Password verifiers of this station's collectors and station masters (their
+    station membership), for the terminal's offline login: Django's own salted
+    hashes, never a password. Another station's staff are not sent."""
+    terminal: Terminal = request.auth  # type: ignore[attr-defined]
+    users = services.station_staff(terminal.station)
     return {
         "users": [
             {

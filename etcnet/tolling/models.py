@@ -14,11 +14,12 @@ fit) — a rejected record stays for operators, never dropped.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from etcnet.network.models import Lane, Node
+from etcnet.network.models import Lane, Node, NodeKind
 
 
 class Terminal(models.Model):
@@ -33,6 +34,35 @@ class Terminal(models.Model):
 
     def __str__(self) -> str:
         return self.terminal_id
+
+
+class StationMembership(models.Model):
+    """The station a collector or station master works at (收费人员根据自己所在站).
+
+    A terminal downloads the verifiers of its own station's staff only, and a
+    station master authorises the minimum fee only at a station he belongs to.
+    A person may belong to more than one station (a relief collector)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="station_memberships"
+    )
+    station = models.ForeignKey(
+        Node,
+        on_delete=models.PROTECT,
+        related_name="staff_memberships",
+        limit_choices_to={"kind": NodeKind.STATION},
+    )
+
+    class Meta:
+        verbose_name = _("station membership")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "station"], name="station_membership_unique_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.station_id}"
 
 
 class Upload(models.Model):
@@ -94,6 +124,13 @@ class SpecialCase(models.TextChoices):
     GREY_COMPLETED = "grey_completed", _("Interrupted purchase completed")
 
 
+class Flag(models.TextChoices):
+    """What the center found wrong with a record it still accepted: the card was
+    debited, so the record is kept and paid, and an operator reviews it."""
+
+    FOREIGN_MASTER = "foreign_master", _("Authorised by a station master of another station")
+
+
 class TollTransaction(models.Model):
     """A lane transaction as a terminal recorded it (an exit, or an entry on a
     closed-road entry lane, whose `exit_time` is then the entry's lane time),
@@ -147,6 +184,7 @@ class TollTransaction(models.Model):
         max_length=24, choices=SpecialCase.choices, blank=True, db_index=True
     )
     special_reason = models.CharField(max_length=200, blank=True)
+    flag = models.CharField(max_length=24, choices=Flag.choices, blank=True, db_index=True)
     photo = models.FileField(upload_to="tolling/%Y/%m/", max_length=200, blank=True)
 
     collector = models.CharField(max_length=20, blank=True)

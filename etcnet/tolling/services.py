@@ -24,6 +24,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate as authenticate_user
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from etcnet.cards import devices, ledger
@@ -39,8 +40,10 @@ from etcnet.network.models import Lane, LaneDirection, Node, NodeKind
 from etcnet.tolling.models import (
     Direction,
     DisputeCode,
+    Flag,
     RecordStatus,
     SpecialCase,
+    StationMembership,
     Terminal,
     TollTransaction,
     Upload,
@@ -176,7 +179,10 @@ def login(
     roles = sorted(
         r
         for r in (Role.TOLL_COLLECTOR, Role.STATION_MASTER)
-        if user is not None and has_role(user, r)
+        if user is not None
+        and has_role(user, r)
+        # A station master authorises only at his own station (seed 002).
+        and (r != Role.STATION_MASTER or _member_of(user, terminal.station))
     )
     with transaction.atomic(durable=True):
         audit.record(
@@ -193,6 +199,33 @@ def login(
         "roles": roles,
         "verifier": user.password,
     }
+
+
+def _member_of(user: Any, station: Node) -> bool:
+    return StationMembership.objects.filter(user=user, station=station).exists()
+
+
+def station_staff(station: Node) -> QuerySet[Any]:
+    """The active collectors and station masters who belong to the station."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            groups__name__in=[Role.TOLL_COLLECTOR, Role.STATION_MASTER],
+            station_memberships__station=station,
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
+def _is_station_master_of(username: str, station: Node) -> bool:
+    """The named user is an active station master who belongs to the station."""
+    return (
+        station_staff(station).filter(username=username, groups__name=Role.STATION_MASTER).exists()
+    )
 
 
 def _hash(value: Any) -> str:
@@ -264,6 +297,7 @@ def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, A
             f"vehicle photo: {photo.code}",
         )
         photo = None
+    fields["flag"] = _flag(terminal, fields)
     if status == RecordStatus.ACCEPTED and _by_card(fields):
         # The purchase is its own transaction, idempotent by the PSAM's terminal
         # number and sequence: a crash before the record below is stored is
@@ -300,12 +334,18 @@ def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, A
                 actor=f"terminal {terminal.terminal_id}",
                 action=f"tolling.transaction_{status}",
                 subject=txn,
-                after={"seq": seq, "payable_fen": txn.payable_fen, "code": code},
+                after={
+                    "seq": seq,
+                    "payable_fen": txn.payable_fen,
+                    "code": code,
+                    **({"flag": txn.flag} if txn.flag else {}),
+                },
             )
     except IntegrityError:
         stored = TollTransaction.objects.get(terminal=terminal, seq=seq)
         return _replay(stored, record_hash)
-    return {"seq": seq, "result": status, "code": code, "reason": reason, "id": txn.pk}
+    answer = {"seq": seq, "result": status, "code": code, "reason": reason, "id": txn.pk}
+    return {**answer, "flag": txn.flag} if txn.flag else answer
 
 
 def _replay(stored: TollTransaction, record_hash: str) -> dict[str, Any]:
@@ -430,6 +470,17 @@ def _store_rejected_shell(
         "reason": txn.reason,
         "id": txn.pk,
     }
+
+
+def _flag(terminal: Terminal, f: Mapping[str, Any]) -> str:
+    """What an operator must review in a record that is still taken as it is:
+    the station master named as authorising it (the minimum fee) does not belong
+    to this terminal's station. The card was debited, so the record is never
+    dropped for it; it is flagged and shows in the exceptions queue."""
+    master = f["authorised_by"]
+    if master and not _is_station_master_of(master, terminal.station):
+        return str(Flag.FOREIGN_MASTER)
+    return ""
 
 
 def _verdict(terminal: Terminal, f: Mapping[str, Any]) -> tuple[str, int | None, str]:

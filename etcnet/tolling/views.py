@@ -16,6 +16,9 @@ from etcnet.tolling.models import RecordStatus, Terminal, TollTransaction
 
 READERS = (Role.CENTER_OPERATOR, Role.AUDITOR, Role.STATION_MASTER)
 PAGE_SIZE = 50
+# The exceptions queue: special cases the collector resolved, and records the
+# center accepted but flagged for review.
+EXCEPTIONS = ~Q(special_case="") | ~Q(flag="")
 
 
 def _date(value: str) -> dt.date | None:
@@ -38,7 +41,7 @@ def transactions(request: HttpRequest) -> HttpResponse:
     if get.get("plate"):
         qs = qs.filter(plate__icontains=get["plate"].strip().upper())
     if get.get("special") == "1":
-        qs = qs.exclude(special_case="")
+        qs = qs.filter(EXCEPTIONS)
     if get.get("result") in RecordStatus.values:
         qs = qs.filter(status=get["result"])
     tz = timezone.get_current_timezone()
@@ -69,7 +72,7 @@ def transactions(request: HttpRequest) -> HttpResponse:
             "rejected_waiting": TollTransaction.objects.filter(
                 status=RecordStatus.REJECTED
             ).count(),
-            "special_count": TollTransaction.objects.exclude(special_case="").count(),
+            "special_count": TollTransaction.objects.filter(EXCEPTIONS).count(),
             "terminals": Terminal.objects.select_related("station").order_by("terminal_id"),
         },
     )

@@ -25,7 +25,7 @@ from etcnet.lists import services as lists
 from etcnet.network import services as network
 from etcnet.tolling import services
 from etcnet.tolling.models import TollTransaction
-from etcnet.tolling.tests.conftest import card, tianjin  # noqa: F401  (fixtures)
+from etcnet.tolling.tests.conftest import card, station_staff, tianjin  # noqa: F401  (fixtures)
 from etcnet.tolling.tests.lanes import enter, lane_terminal
 from tests.terminal_process import TerminalPages, free_port, start_terminal, stop
 
@@ -37,9 +37,9 @@ def jpeg() -> bytes:
 
 
 @pytest.fixture
-def staff(transactional_db: Any) -> None:
+def staff(transactional_db: Any, tianjin: None) -> None:  # noqa: F811
     make_user("carl", Role.TOLL_COLLECTOR)
-    make_user("sam", Role.STATION_MASTER)
+    station_staff("sam", Role.STATION_MASTER, "S1201005")  # the master of 小孙庄
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from etcnet.cards.models import CardUnit
 from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS, _vault, approved, stock  # noqa: F401  (fixtures)
 from etcnet.core.roles import Role
 from etcnet.network import services as network
+from etcnet.network.models import Node
 from etcnet.terminal.lane import LaneTerminal
 from etcnet.tolling import services
-from etcnet.tolling.models import Terminal
+from etcnet.tolling.models import StationMembership, Terminal
 from etcnet.tolling.tests.lanes import lane_terminal
 
 DEMO = Path(__file__).resolve().parents[2] / "network" / "demo_bundle"
@@ -55,12 +56,20 @@ def role_groups(transactional_db: Any) -> None:
         Group.objects.get_or_create(name=role.value)
 
 
+def station_staff(username: str, role: str, *stations: str) -> Any:
+    """A collector or station master (password pw-12345678) who belongs to the stations."""
+    user = make_user(username, role)
+    for node_id in stations:
+        StationMembership.objects.create(user=user, station=Node.objects.get(node_id=node_id))
+    return user
+
+
 @pytest.fixture
-def staff(role_groups: None) -> dict[str, Any]:
-    """Collector carl and station master sam (password pw-12345678)."""
+def staff(role_groups: None, tianjin: None) -> dict[str, Any]:
+    """Collector carl (小孙庄 and 杨村) and station master sam (小孙庄)."""
     return {
-        "carl": make_user("carl", Role.TOLL_COLLECTOR),
-        "sam": make_user("sam", Role.STATION_MASTER),
+        "carl": station_staff("carl", Role.TOLL_COLLECTOR, "S1201005", "S1201048"),
+        "sam": station_staff("sam", Role.STATION_MASTER, "S1201005"),
     }
 
 

@@ -243,6 +243,10 @@ def test_the_register_command_prints_the_secret_once(operator, tianjin):
 
 
 def test_a_terminal_downloads_its_station_tariff_and_verifiers(terminal, card, collector):
+    from etcnet.network.models import Node
+    from etcnet.tolling.models import StationMembership
+
+    StationMembership.objects.create(user=collector, station=Node.objects.get(node_id="S1201005"))
     client = client_for(terminal)
 
     station = client.get("/api/v1/tolling/downloads/station").json()

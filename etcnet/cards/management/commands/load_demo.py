@@ -97,6 +97,12 @@ class Command(BaseCommand):
 
         if TariffVersion.objects.exists():
             self._terminal(users["operator"])
+            from etcnet.network.models import Node
+            from etcnet.tolling.models import StationMembership
+
+            station = Node.objects.get(node_id="S1201005")  # 小孙庄, where HH-DEMO works
+            for name in ("collector", "master"):
+                StationMembership.objects.get_or_create(user=users[name], station=station)
         if not ListVersion.objects.exists():
             report = lists.publish(full=True, actor="etcnet center demo")
             self.stdout.write(
