@@ -111,6 +111,8 @@ INSTALLED_APPS = [
     "etcnet.network",
     "etcnet.tolling",
     "etcnet.plates",
+    # The demo data (`etcnet load_demo`): above every app, used by none.
+    "etcnet.demo",
     # Image captchas (验证码) of plate pre-selection: registration and 验证.
     "captcha",
 ]

@@ -1,37 +1,50 @@
-"""`etcnet load_demo`: demo users (one per role), an outlet, customers and
-vehicles in different states, and emulated cards and OBUs issued to them with
-balances — all made through the real services, so the audit trail and the
-ledger are real. Safe to run again: existing demo data is kept, passwords reset.
+"""The demo data behind `etcnet load_demo` and `etcnet center demo`: demo users (one
+per role), an outlet, customers and vehicles in different states, and emulated cards
+and OBUs issued to them with balances — all made through the real services, so the
+audit trail and the ledger are real. Safe to run again: existing demo data is kept,
+passwords reset.
 
 The demo generates its own issuer master keys (`ETCNET_KEYS_FILE`, by default
 `var/keys.json`) when none are configured; emulated cards live under
-`ETCNET_CARD_DIR` (`var/cards/`), so a terminal can use them later."""
+`ETCNET_CARD_DIR` (`var/cards/`), so a terminal can use them later.
+
+It sits above every app (an import-linter layer): it may use them all, none uses it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import re
+import tempfile
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management.base import BaseCommand
+from django.core.management.base import OutputWrapper
+from django.core.management.color import Style
 from django.test import override_settings
+from django.utils import timezone
 
+from etcnet.cards import devices, vault
 from etcnet.cards import services as cards
-from etcnet.cards import vault
-from etcnet.cards.models import Batch, UnitKind
+from etcnet.cards.models import Batch, CardUnit, UnitKind
 from etcnet.core.roles import Role
 from etcnet.core.sms import MemorySmsSender
 from etcnet.issuance import samples, services
 from etcnet.issuance.models import Application, Outlet, OutletMembership
 from etcnet.lists import services as lists
 from etcnet.lists.models import ListVersion
-from etcnet.network.models import TariffVersion
+from etcnet.network import services as network
+from etcnet.network.models import Lane, Node, NodeKind, TariffVersion
+from etcnet.plates import samples as plates
+from etcnet.smartcard import ops
+from etcnet.smartcard.crypto import Alg
+from etcnet.smartcard.files import Card0019
+from etcnet.smartcard.transport import open_emulated
+from etcnet.tolling import services as tolling
+from etcnet.tolling.models import StationMembership, Terminal
 
 DEMO_PASSWORD = "etcnet-demo"
 DEMO_TERMINAL = "HH-DEMO"
@@ -61,10 +74,14 @@ def _verified(phone: str, actor: User) -> Application:
     return application
 
 
-class Command(BaseCommand):
-    help = "Load the demo users, outlet, customers and vehicles (idempotent)."
+class Loader:
+    """Loads the demo, reporting on the command's ``stdout`` with its ``style``."""
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def __init__(self, stdout: OutputWrapper, style: Style) -> None:
+        self.stdout = stdout
+        self.style = style
+
+    def run(self) -> None:
         outlet, _ = Outlet.objects.get_or_create(
             code="610101001",
             defaults={"name": "西安城南ETC服务网点", "address": "陕西省西安市雁塔区长安南路1号"},
@@ -97,9 +114,6 @@ class Command(BaseCommand):
 
         if TariffVersion.objects.exists():
             self._terminal(users["operator"])
-            from etcnet.network.models import Node
-            from etcnet.tolling.models import StationMembership
-
             station = Node.objects.get(node_id="S1201005")  # 小孙庄, where HH-DEMO works
             for name in ("collector", "master"):
                 StationMembership.objects.get_or_create(user=users[name], station=station)
@@ -108,8 +122,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Status list version {report.version.number} published (full and increment)."
             )
-
-        from etcnet.plates import samples as plates
 
         made = plates.load_demo(operator=users["operator"], clerk=users["office"])
         if made:
@@ -125,9 +137,6 @@ class Command(BaseCommand):
     def _terminal(self, operator: User) -> None:
         """The demo handheld HH-DEMO at 小孙庄 (entry lane 01, exit lanes 03 and 04),
         its PSAM in the card folder and its secret in var/terminal-HH-DEMO/secret."""
-        from etcnet.tolling import services as tolling
-        from etcnet.tolling.models import Terminal
-
         folder = Path(settings.DATA_DIR) / f"terminal-{DEMO_TERMINAL}"
         secret_file = folder / "secret"
         if Terminal.objects.filter(terminal_id=DEMO_TERMINAL).exists():
@@ -145,10 +154,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo terminal {DEMO_TERMINAL} at 小孙庄 (lanes 01 entry, 03/04 exit).")
 
     def _network(self) -> None:
-        from django.utils import timezone
-
-        from etcnet.network import services as network
-
         effective = timezone.make_aware(dt.datetime(2026, 1, 1))
         record = network.import_bundle(
             DEMO_BUNDLE, effective_at=effective, source_name="demo_bundle (天津, illustrative)"
@@ -239,22 +244,13 @@ class Command(BaseCommand):
         )
 
 
-DEMO_BUNDLE = Path(__file__).resolve().parents[3] / "network" / "demo_bundle"
+DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "network" / "demo_bundle"
 
 
 def _demo_entry(card_no: str, station_hex: str) -> None:
     """The demo car entered the closed road at 杨村 an hour ago: the entry lane
     wrote 0019 with a zero-amount composite purchase, as entry lanes do (here
     signed by the center's own PSAM), so the demo terminal's exits have a real entry."""
-    import tempfile
-
-    from etcnet.cards import devices
-    from etcnet.cards.models import CardUnit
-    from etcnet.smartcard import ops
-    from etcnet.smartcard.crypto import Alg
-    from etcnet.smartcard.files import Card0019
-    from etcnet.smartcard.transport import open_emulated
-
     card = CardUnit.objects.filter(card_no=card_no).first()
     if card is None or not card.emulator_file:
         return
@@ -290,8 +286,6 @@ def _demo_entry(card_no: str, station_hex: str) -> None:
 def _demo_lanes() -> int:
     """Every station gets entry lanes 01 (mixed) and 02 (ETC) and exit lanes 03
     (mixed) and 04 (ETC); a few are switched off, as on a real network."""
-    from etcnet.network.models import Lane, Node, NodeKind
-
     lanes = []
     for n, station in enumerate(Node.objects.filter(kind=NodeKind.STATION).order_by("node_id")):
         for number, direction, lane_type in (
