@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from etcnet.core import ratelimit
 from etcnet.plates import selectors
 from etcnet.plates.models import (
     AccountStatus,
@@ -43,7 +44,8 @@ def expire(*, now: dt.datetime | None = None) -> ExpiryReport:
       cancelled too;
     - a new-vehicle owner who has not pre-selected within the configured hours of
       registering is cancelled (and may not register again for the ban period);
-    - sessions idle past the configured minutes are abandoned.
+    - sessions idle past the configured minutes are abandoned;
+    - the counters of rate-limit windows that are over are deleted.
 
     Each item is its own transaction, so one failure does not hold up the rest.
     """
@@ -128,4 +130,6 @@ def expire(*, now: dt.datetime | None = None) -> ExpiryReport:
         report.abandoned_sessions = SelectionSession.objects.filter(
             status=SessionStatus.ACTIVE, last_seen_at__lt=idle, selection__isnull=True
         ).update(status=SessionStatus.ABANDONED, ended_at=now, end_reason="idle")
+    # Rate-limit windows that are over count for nothing (core.ratelimit).
+    ratelimit.purge(now=now)
     return report
