@@ -1,21 +1,25 @@
 """Plate pre-selection in a real browser: a new-vehicle owner registers on a
-handheld and composes a number on the virtual keyboard (whose unavailable keys
-cannot be pressed), confirms it with the SMS code and downloads the form; a
+handheld (the image captcha, the SMS code to the mobile number) and composes a
+number on the virtual keyboard (whose unavailable keys cannot be pressed; 「验证」
+asks for the image code), confirms it with the SMS code and downloads the form; a
 second user takes a random number on a desktop; a user selecting from two
 computers at once is refused and blacklisted.
 
 Selection is opened all day and the self-composed window shortened, so the tests
 need neither a wall-clock hour nor time-machine (the live server runs in another
-thread, on real time). Every page visited is saved in test-artifacts/.
+thread, on real time). The captcha runs in its test mode (the answer "PASSED";
+the live server shares this process). Every page visited is saved in test-artifacts/.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from captcha.conf import settings as captcha_settings
 from django.utils import timezone, translation
 from playwright.sync_api import Locator, Page, expect
 
@@ -49,6 +53,19 @@ TAKEN_PREFIX = "A001"
 PASSWORD = factories.PASSWORD
 SELECT_URL = "/plates/select/"
 SMS_URL = "/plates/select/sms/"
+
+
+@pytest.fixture(autouse=True)
+def _captcha_test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(captcha_settings, "CAPTCHA_TEST_MODE", True)
+
+
+def expect_captcha_image(page: Page, scope: str = "main") -> None:
+    """The captcha's image is there and drawn (Pillow with the shipped font)."""
+    image = page.locator(f"{scope} img.captcha-image")
+    expect(image).to_have_attribute("src", re.compile(r"^/captcha/image/[0-9a-f]+/$"))
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") > 0
 
 
 @pytest.fixture
@@ -105,12 +122,24 @@ def register_on_page(
     page.select_option("#f-id_type", "101")
     page.fill("#f-id_number", id_number)
     page.fill("#f-name", name)
-    page.fill("#f-phone", phone)
     page.fill("#f-city", "湛江市")
+    page.fill("#f-phone", phone)
+    page.check("input[name=agreed]")
+    # 「获取短信验证码」 needs the image code; the page comes back with the
+    # fields kept, a new image and the code on its way to the mobile number.
+    expect_captcha_image(page)
+    page.fill("#f-captcha", "PASSED")
+    submit(page, "#send-code")
+    expect(page.get_by_test_id("code-sent")).to_contain_text(phone[:3] + "****" + phone[-4:])
+    expect(page.locator("#f-phone")).to_have_value(phone)
+    expect(page.locator("#f-captcha")).to_have_value("")
+    tour.visit("01-register-code-sent")
+    page.fill("#f-sms_code", last_code())
+    page.fill("#f-captcha", "PASSED")
     page.fill("#f-password", PASSWORD)
     page.fill("#f-password_again", PASSWORD)
-    page.check("input[name=agreed]")
-    submit(page)
+    expect(page.locator("input[name=agreed]")).to_be_checked()
+    submit(page, "#register")
 
 
 def log_in_plates(page: Page, url: Callable[[str], str], username: str) -> None:
@@ -264,9 +293,16 @@ def test_new_vehicle_owner_composes_a_number_on_a_handheld(
     # The number is complete: no key can be pressed any more.
     expect(page.locator("#keyboard button.key:enabled")).to_have_count(0)
 
-    # 「验证」 says the number is available and counts a verification.
+    # 「验证」 needs the image code: without it nothing is counted.
+    expect_captcha_image(page, "#verify-captcha")
+    first_image = page.locator("#verify-captcha img").get_attribute("src")
     page.click("#verify")
     verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text(shown("Enter the characters in the image."))
+    expect(page.locator("#verify-captcha img")).not_to_have_attribute("src", first_image or "")
+    # With it, 「验证」 says the number is available and counts a verification.
+    page.fill("#verify-captcha input[name=captcha]", "PASSED")
+    page.click("#verify")
     expect(verdict).to_have_text(
         shown("%(serial)s is available.", serial="A0023")
         + " "
