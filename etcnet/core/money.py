@@ -4,7 +4,9 @@ Amounts are ``int`` fen everywhere; yuan strings exist only at the edges
 (``parse_yuan`` / ``format_yuan``). A yuan string with more than two decimals is
 rejected, never rounded. Every division goes through ``divide`` with a named
 rounding rule, and splits use the largest-remainder method so that the parts add
-back exactly to the whole (clearing depends on it).
+back exactly to the whole (clearing depends on it). Cash pays to the whole yuan by
+one rule, ``round_cash`` (``CASH_ROUNDING``), which the fee engine, the terminal and
+the center's checks share.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from enum import Enum
 from typing import NewType
 
 __all__ = [
+    "CASH_ROUNDING",
+    "MAX_CASH_ROUND_UP_FEN",
     "MAX_FEN",
     "Fen",
     "MoneyError",
@@ -23,6 +27,7 @@ __all__ = [
     "divide",
     "format_yuan",
     "parse_yuan",
+    "round_cash",
     "split_largest_remainder",
 ]
 
@@ -127,6 +132,20 @@ def divide(numerator: int, denominator: int, *, rounding: Rounding) -> int:
 def apply_basis_points(amount: int, bp: int, *, rounding: Rounding) -> int:
     """Return ``amount`` × ``bp`` / 10000 (bp = basis points; 9500 = 95 %)."""
     return divide(amount * bp, 10000, rounding=rounding)
+
+
+#: Cash and mobile payments pay the toll rounded to the whole yuan, half-up (Part 1):
+#: 1.49 yuan pays 1.00, 1.50 pays 2.00.
+CASH_ROUNDING = Rounding.HALF_UP
+#: The most ``round_cash`` adds to an amount: half a yuan (1.50 → 2.00). A cash
+#: record that asks more than its fee plus this is not the rule's.
+MAX_CASH_ROUND_UP_FEN = 50
+_FEN_PER_YUAN = 100
+
+
+def round_cash(fen: int) -> int:
+    """``fen`` as cash pays it: to the whole yuan by ``CASH_ROUNDING`` (149 → 100, 150 → 200)."""
+    return divide(fen, _FEN_PER_YUAN, rounding=CASH_ROUNDING) * _FEN_PER_YUAN
 
 
 def split_largest_remainder(total: int, weights: Sequence[int]) -> list[int]:

@@ -14,8 +14,8 @@ rules (reference ETC.md Part 1 and Part 2 §3.3; details in ``docs/network.md``)
   shortest path from the entry station farthest (by that shortest length) from the exit.
 
 ETC payments get ``discount_bp`` off the trip total, rounded half-up to the fen; cash
-is rounded half-up to the whole yuan. Every result lists the intervals it charged,
-with owner and fee, which is what clearing splits. The per-class graphs are scipy
+pays to the whole yuan by ``round_cash`` (half-up). Every result lists the intervals
+it charged, with owner and fee, which is what clearing splits. The per-class graphs are scipy
 CSR matrices, built once; the minimum-fee table runs ``scipy.sparse.csgraph.dijkstra``
 from all stations at once.
 """
@@ -34,7 +34,7 @@ from scipy.sparse import csr_matrix  # type: ignore[import-untyped,unused-ignore
 from scipy.sparse.csgraph import dijkstra  # type: ignore[import-untyped,unused-ignore]
 
 from etcnet.core.codes import VehicleCategory, VehicleClass, VehicleKind
-from etcnet.core.money import Rounding, apply_basis_points, divide
+from etcnet.core.money import Rounding, apply_basis_points, round_cash
 from etcnet.network.bundle import Network, reachable_from, structure_graph
 
 __all__ = [
@@ -714,7 +714,7 @@ class FeeEngine:
             payable, rounding = fee - discount, 0
         else:
             discount = 0
-            payable = divide(fee, 100, rounding=Rounding.HALF_UP) * 100
+            payable = round_cash(fee)
             rounding = payable - fee
         return FeeResult(
             method=method,

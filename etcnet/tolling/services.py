@@ -33,6 +33,7 @@ from etcnet.cards.errors import MacRejected
 from etcnet.cards.models import CardUnit, EntryKind, UnitState
 from etcnet.core import audit
 from etcnet.core.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
+from etcnet.core.money import MAX_CASH_ROUND_UP_FEN
 from etcnet.core.roles import Role, has_role
 from etcnet.core.validators import gettext_noop
 from etcnet.issuance import images
@@ -495,7 +496,11 @@ def _verdict(terminal: Terminal, f: Mapping[str, Any]) -> tuple[str, int | None,
         )
     if f["direction"] == Direction.ENTRY:
         return RecordStatus.ACCEPTED, None, ""
-    if f["payable_fen"] < 0 or f["fee_fen"] < 0 or f["payable_fen"] > f["fee_fen"] + 50:
+    if (
+        f["payable_fen"] < 0
+        or f["fee_fen"] < 0
+        or f["payable_fen"] > f["fee_fen"] + MAX_CASH_ROUND_UP_FEN
+    ):
         return RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD), "fee fields do not add up"
     if not _by_card(f):
         return RecordStatus.ACCEPTED, None, ""

@@ -6,12 +6,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from etcnet.core.money import (
+    CASH_ROUNDING,
+    MAX_CASH_ROUND_UP_FEN,
     MoneyError,
     Rounding,
     apply_basis_points,
     divide,
     format_yuan,
     parse_yuan,
+    round_cash,
     split_largest_remainder,
 )
 
@@ -207,3 +210,24 @@ def test_split_sums_to_total_and_stays_within_one_of_share(total: int, weights: 
         assert abs(part - Fraction(total * weight, weight_sum)) < 1
         if weight == 0:
             assert part == 0
+
+
+# --- round_cash -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fee_fen", "cash_fen"),
+    [(0, 0), (1, 0), (49, 0), (50, 100), (149, 100), (150, 200), (1_235, 1_200), (1_250, 1_300)],
+)
+def test_cash_pays_to_the_whole_yuan_half_up(fee_fen: int, cash_fen: int) -> None:
+    # given a toll in fen, when paid in cash, then it is rounded to the yuan, ties up
+    assert CASH_ROUNDING is Rounding.HALF_UP
+    assert round_cash(fee_fen) == cash_fen
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_cash_rounding_moves_an_amount_by_at_most_half_a_yuan(fee_fen: int) -> None:
+    # the rule's bound, which the center checks uploaded cash records against
+    cash = round_cash(fee_fen)
+    assert cash % 100 == 0
+    assert -MAX_CASH_ROUND_UP_FEN < cash - fee_fen <= MAX_CASH_ROUND_UP_FEN

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from etcnet.core.money import Rounding, divide
+from etcnet.core.money import round_cash
 from etcnet.core.validators import gettext_noop
 from etcnet.network.engine import EXEMPT_KINDS, FeeResult, Method
 from etcnet.smartcard import ops
@@ -143,9 +143,9 @@ class Purchases(Shifts):
         if not by_card:
             if pay != FREE:
                 # Cash or a mobile payment: the toll without the ETC discount,
-                # rounded half-up to the yuan (Part 1).
+                # to the whole yuan by the cash rule (Part 1).
                 base["discount_fen"] = 0
-                base["payable_fen"] = divide(fee.fee_fen, 100, rounding=Rounding.HALF_UP) * 100
+                base["payable_fen"] = round_cash(fee.fee_fen)
             seq = self._commit(base, username=collector.username)
             return Committed(seq, int(base["payable_fen"]), pay, "", None)
         amount = fee.payable_fen if pay == STORED_VALUE else 0
