@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 
 import pytest
+from django.db import connections
 
 from etcnet.core import ratelimit
 from etcnet.core.models import RateCounter
@@ -58,3 +60,31 @@ def test_a_count_of_zero_or_an_empty_key_is_not_limited() -> None:
 def test_the_key_is_not_stored_in_the_clear() -> None:
     ratelimit.hit("test.scope", "13900000001", (3, 60), now=NOW)
     assert "13900000001" not in RateCounter.objects.get().key
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_hits_pass_exactly_the_count() -> None:
+    """Twenty processes' requests at one moment (threads with their own
+    connections, real commits): the compare-and-set lets exactly five pass."""
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            barrier.wait()
+            ratelimit.hit("test.race", "13900000001", (5, 60), now=NOW)
+            outcomes.append("passed")
+        except ratelimit.RateLimited:
+            outcomes.append("limited")
+        except Exception as exc:  # reported in the assertion below
+            outcomes.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["limited"] * 15 + ["passed"] * 5, outcomes
+    assert RateCounter.objects.get().hits == 5
