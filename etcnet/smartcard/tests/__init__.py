@@ -10,7 +10,11 @@ import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from etcnet.core.codes import CardType, PlateColor, VehicleClass
+from etcnet.smartcard import crypto, ops
+from etcnet.smartcard.apdu import Response
 from etcnet.smartcard.crypto import Alg, CardKeys, derive, line_protection_mac
 from etcnet.smartcard.emulator import SoftCard, SoftObu, SoftPsam
 from etcnet.smartcard.files import Card0015, Card0016, ObuSystemFile, ObuVehicleFile
@@ -146,3 +150,32 @@ def blank_obu(folder: Path, *, alg: Alg = Alg.TDES, name: str = "obu.json") -> S
         update_key=obu_update_key(alg),
         alg=alg,
     )
+
+
+# --- driving the emulated devices ---------------------------------------------------
+
+h = bytes.fromhex
+ALGS = pytest.mark.parametrize("alg", list(Alg), ids=["3des", "sm4"])
+WHEN = datetime.datetime(2024, 5, 1, 8, 30, 15)
+
+
+def send(device: SoftCard | SoftObu | SoftPsam, hex_apdu: str) -> Response:
+    return Response.parse(device.transmit(h(hex_apdu)))
+
+
+def state_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def center_load_mac2(
+    card: SoftCard, init: ops.LoadInit, *, when: datetime.datetime, dlk: bytes | None = None
+) -> bytes:
+    """The center: derive DLK, check the card's MAC1, compute MAC2."""
+    f0015 = Card0015.decode(bytes(card.adf_files[0x15]))
+    key = dlk or MASTERS.derived(card.alg, f0015.issuer_factor, f0015.serial).dlk
+    sk = crypto.load_session_key(init.alg, key, init.random, init.online_atc)
+    expected_mac1 = crypto.load_mac1(
+        init.alg, sk, init.balance, init.amount, crypto.LOAD_TRANS_TYPE, init.terminal
+    )
+    assert init.mac1 == expected_mac1
+    return crypto.load_mac2(init.alg, sk, init.amount, crypto.LOAD_TRANS_TYPE, init.terminal, when)

@@ -1,69 +1,41 @@
-"""The software card, OBU and PSAM driven through ``ops`` and raw APDUs.
+"""The software card and PSAM driven through ``ops`` and raw APDUs: purchase,
+load, PIN, status words for bad commands, secure updates and personalisation.
 
 The center side (key derivation, MAC1 check, MAC2, TAC verification) is computed here
 from the master keys, as the center's vault will."""
 
+from __future__ import annotations
+
 import datetime
-import json
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from etcnet.core.codes import CardType, PlateColor, VehicleClass
+from etcnet.core.codes import CardType
 from etcnet.smartcard import crypto, ops
-from etcnet.smartcard.apdu import ApduError, Response
+from etcnet.smartcard.apdu import ApduError
 from etcnet.smartcard.crypto import Alg
-from etcnet.smartcard.emulator import LOG_RECORDS, SoftCard, SoftObu, SoftPsam, StateFileError
-from etcnet.smartcard.files import Card0015, Card0019, ObuFeeFile, TamperFlag
+from etcnet.smartcard.emulator import LOG_RECORDS, SoftCard, SoftPsam
+from etcnet.smartcard.files import Card0015, Card0019
 from etcnet.smartcard.ops import CardError, OperationError
 from etcnet.smartcard.tests import (
+    ALGS,
     MASTERS,
     NOON,
     TERMINAL,
-    blank_obu,
+    WHEN,
     card_keys,
+    center_load_mac2,
+    h,
     issue_card,
     make_0015,
     make_0016,
-    make_obu_system,
-    make_obu_vehicle,
     make_psam,
-    obu_update_key,
+    send,
+    state_bytes,
     vault_mac_for,
 )
 from etcnet.smartcard.transport import EmulatorTransport, TransportError, open_emulated
-
-h = bytes.fromhex
-ALGS = pytest.mark.parametrize("alg", list(Alg), ids=["3des", "sm4"])
-WHEN = datetime.datetime(2024, 5, 1, 8, 30, 15)
-
-
-def send(device: SoftCard | SoftObu | SoftPsam, hex_apdu: str) -> Response:
-    return Response.parse(device.transmit(h(hex_apdu)))
-
-
-def state_bytes(path: Path) -> bytes:
-    return path.read_bytes()
-
-
-def center_load_mac2(
-    card: SoftCard, init: ops.LoadInit, *, when: datetime.datetime, dlk: bytes | None = None
-) -> bytes:
-    """The center: derive DLK, check the card's MAC1, compute MAC2."""
-    f0015 = Card0015.decode(bytes(card.adf_files[0x15]))
-    key = dlk or MASTERS.derived(card.alg, f0015.issuer_factor, f0015.serial).dlk
-    sk = crypto.load_session_key(init.alg, key, init.random, init.online_atc)
-    expected_mac1 = crypto.load_mac1(
-        init.alg, sk, init.balance, init.amount, crypto.LOAD_TRANS_TYPE, init.terminal
-    )
-    assert init.mac1 == expected_mac1
-    return crypto.load_mac2(init.alg, sk, init.amount, crypto.LOAD_TRANS_TYPE, init.terminal, when)
-
-
-# --- purchase -------------------------------------------------------------------------
 
 
 def test_purchase_through_the_emulator_reproduces_the_worked_example(tmp_path: Path) -> None:
@@ -276,9 +248,6 @@ def test_log_is_cyclic_and_newest_first(tmp_path: Path) -> None:
     assert [record.atc for record in log[:2]] == [11, 10]
 
 
-# --- load -----------------------------------------------------------------------------
-
-
 @ALGS
 def test_load_with_the_center_computing_mac2_and_checking_the_tac(tmp_path: Path, alg: Alg) -> None:
     card = issue_card(tmp_path, alg=alg, balance=500)
@@ -358,9 +327,6 @@ def test_wrong_key_index_is_refused(tmp_path: Path) -> None:
     assert refused.value.sw == 0x9403
 
 
-# --- status words for bad commands ----------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("apdus", "sw"),
     [
@@ -406,9 +372,6 @@ def test_a_malformed_apdu_raises_at_the_transport_and_gets_6700_from_the_device(
         EmulatorTransport(card).transmit(h("00A400000210010000"))
     assert card.transmit(h("00A400000210010000")) == h("6700")
     assert card.transmit(h("00A4")) == h("6700")
-
-
-# --- secure updates and personalisation -----------------------------------------------
 
 
 def test_personalise_a_blank_card_with_vault_macs(tmp_path: Path) -> None:
@@ -532,246 +495,3 @@ def test_reformat_blank_in_software(tmp_path: Path) -> None:
     rich = issue_card(tmp_path, balance=5, name="rich.json")
     with pytest.raises(ValueError, match="still holds 5 fen"):
         rich.reformat_blank()
-
-
-# --- OBU --------------------------------------------------------------------------------
-
-
-@ALGS
-def test_obu_personalise_activate_and_read(tmp_path: Path, alg: Alg) -> None:
-    obu = blank_obu(tmp_path, alg=alg)
-    mac_for = vault_mac_for(alg, obu_update_key(alg))
-    t = EmulatorTransport(obu)
-    assert ops.read_obu(t).system is None
-
-    personalised = ops.personalize_obu(
-        t, system=make_obu_system(), vehicle=make_obu_vehicle(), mac_for=mac_for
-    )
-    assert personalised.system == make_obu_system()
-    assert personalised.vehicle == make_obu_vehicle()
-    assert not personalised.activated
-
-    activated = ops.activate_obu(t, mac_for=mac_for)
-    assert activated.activated
-    assert activated.system == make_obu_system(tamper_flag=TamperFlag.ACTIVE)
-    again = ops.read_obu(open_emulated(obu.path))
-    assert (again.obu_no, again.tamper_flag, again.vehicle) == (
-        "4301190220052902",
-        0x01,
-        make_obu_vehicle(),
-    )
-
-
-def test_obu_activation_apdu_and_wrong_mac(tmp_path: Path) -> None:
-    obu = SoftObu.create(
-        tmp_path / "obu.json",
-        system=make_obu_system(),
-        vehicle=make_obu_vehicle(),
-        update_key=obu_update_key(Alg.TDES),
-        alg=Alg.TDES,
-    )
-    before = state_bytes(obu.path)
-    seen: list[bytes] = []
-
-    def wrong(challenge: bytes, apdu: bytes) -> bytes:
-        seen.append(apdu)
-        return bytes(4)
-
-    with pytest.raises(CardError) as refused:
-        ops.activate_obu(EmulatorTransport(obu), mac_for=wrong)
-    assert refused.value.sw == 0x6988
-    assert seen == [h("04D6811A0501")]
-    assert state_bytes(obu.path) == before
-
-
-def test_obu_personalisation_refuses_an_active_flag_and_another_serial(tmp_path: Path) -> None:
-    obu = blank_obu(tmp_path)
-    mac_for = vault_mac_for(Alg.TDES, obu_update_key(Alg.TDES))
-    with pytest.raises(OperationError, match="not activated"):
-        ops.personalize_obu(
-            EmulatorTransport(obu),
-            system=make_obu_system(tamper_flag=TamperFlag.ACTIVE),
-            vehicle=make_obu_vehicle(),
-            mac_for=mac_for,
-        )
-    with pytest.raises(OperationError, match="this OBU is 4301190220052902"):
-        ops.personalize_obu(
-            EmulatorTransport(obu),
-            system=make_obu_system(contract_serial="4301190220050000"),
-            vehicle=make_obu_vehicle(),
-            mac_for=mac_for,
-        )
-
-
-def test_obu_truck_vehicle_file_and_recycling(tmp_path: Path) -> None:
-    obu = blank_obu(tmp_path)
-    mac_for = vault_mac_for(Alg.TDES, obu_update_key(Alg.TDES))
-    truck = make_obu_vehicle(
-        vehicle_class=VehicleClass.TRUCK_3,
-        plate_color=PlateColor.YELLOW,
-        length_mm=11_990,
-        width_mm=2550,
-        height_mm=3990,
-        wheels=0,
-        axles=0,
-        wheelbase_dm=0,
-        load_or_seats=0,
-        engine_no="",
-        approved_load_kg=15_000,
-        curb_weight_kg=10_000,
-        total_mass_kg=25_000,
-        seats=2,
-        vin="LGAX2A137H1234567",
-    )
-    t = EmulatorTransport(obu)
-    reading = ops.personalize_obu(t, system=make_obu_system(), vehicle=truck, mac_for=mac_for)
-    assert reading.vehicle == truck
-    ops.activate_obu(t, mac_for=mac_for)
-
-    ops.format_blank(t, device="obu", mac_for=mac_for)
-
-    recycled = ops.read_obu(open_emulated(obu.path))
-    assert (recycled.system, recycled.vehicle, recycled.tamper_flag, recycled.obu_no) == (
-        None,
-        None,
-        0,
-        "4301190220052902",
-    )
-
-
-# --- state files ------------------------------------------------------------------------
-
-
-def test_state_survives_reload_in_another_softcard(tmp_path: Path) -> None:
-    card = issue_card(tmp_path, balance=500)
-    t = EmulatorTransport(card)
-    init = ops.init_load(t, amount=1000, terminal6=TERMINAL)
-    ops.finish_load(t, mac2=center_load_mac2(card, init, when=WHEN), when=WHEN)
-
-    other = SoftCard.load(card.path)
-
-    assert other.state() == card.state()
-    assert (other.balance, other.online_atc, other.keys) == (1500, 1, card.keys)
-    assert json.loads(card.path.read_text())["purse"] == {
-        "balance": 1500,
-        "offline_atc": 0,
-        "online_atc": 1,
-        "overdraft_limit": 0,
-    }
-
-
-def test_state_can_be_carried_to_another_process(tmp_path: Path) -> None:
-    card = issue_card(tmp_path, balance=2500)
-    script = (
-        "import sys\n"
-        "from etcnet.smartcard import ops\n"
-        "from etcnet.smartcard.transport import open_emulated\n"
-        "t = open_emulated(sys.argv[1])\n"
-        "print(ops.read_card(t).balance)\n"
-        "init = ops.init_load(t, amount=1, terminal6=bytes(6))\n"
-        "print(init.online_atc)\n"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", script, str(card.path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    assert output.split() == ["2500", "0"]
-
-
-def test_state_file_is_written_atomically_and_private(tmp_path: Path) -> None:
-    card = issue_card(tmp_path, balance=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json"]
-    assert card.path.stat().st_mode & 0o077 == 0
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "no such state file"),
-        ("{not json", "not JSON"),
-        ('{"format": 1, "device": "card"}', "malformed card state"),
-        ('{"format": 9}', "not an etcnet device state file"),
-        ('{"format": 1, "device": "obu"}', "holds a 'obu', not a 'card'"),
-    ],
-)
-def test_a_bad_state_file_is_refused(tmp_path: Path, content: str | None, message: str) -> None:
-    path = tmp_path / "card.json"
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(StateFileError, match=message):
-        SoftCard.load(path)
-
-
-def test_create_refuses_to_overwrite_a_card(tmp_path: Path) -> None:
-    issue_card(tmp_path, balance=100)
-    with pytest.raises(FileExistsError):
-        issue_card(tmp_path)
-    assert SoftCard.load(tmp_path / "card.json").balance == 100
-
-
-def test_open_emulated_picks_the_device_kind(tmp_path: Path) -> None:
-    devices: Iterator[object] = (
-        open_emulated(path).device
-        for path in (
-            issue_card(tmp_path).path,
-            blank_obu(tmp_path).path,
-            make_psam(tmp_path).path,
-        )
-    )
-    assert [type(device) for device in devices] == [SoftCard, SoftObu, SoftPsam]
-
-
-def test_obu_fee_file_is_written_in_the_clear_and_read_back(tmp_path: Path) -> None:
-    obu = SoftObu.create(
-        tmp_path / "obu.json",
-        system=make_obu_system(tamper_flag=TamperFlag.ACTIVE),
-        vehicle=make_obu_vehicle(),
-        update_key=obu_update_key(Alg.TDES),
-        alg=Alg.TDES,
-    )
-    t = EmulatorTransport(obu)
-    assert ops.read_obu_fee(t) is None
-    fee = ObuFeeFile(
-        entry_0019=Card0019(network="1201", station=0x0E02, lane=1).encode()[:39],
-        successes=1,
-        actual_fen=4501,
-        provinces=(("12", 4501),),
-    )
-    ops.write_obu_fee(t, fee)
-    assert ops.read_obu_fee(open_emulated(obu.path)) == fee
-    assert SoftObu.load(obu.path).describe()["fee_file"]["actual_fen"] == 4501
-
-    # The block sits at 314 (013A) of EF04, 171 bytes, after SELECT DF01 / EF04.
-    send(obu, "00A4000002DF01")
-    send(obu, "00A4000002EF04")
-    assert send(obu, "00B0013A04").data == h("AA290012")
-    # A plain write anywhere but EF04 is refused and changes nothing.
-    send(obu, "00A4000002EF01")
-    before = state_bytes(obu.path)
-    assert send(obu, "00D6000001FF").sw == 0x6982
-    assert send(obu, "00D6810001FF").sw == 0x6982
-    assert state_bytes(obu.path) == before
-    # Past the end of the file.
-    send(obu, "00A4000002EF04")
-    assert send(obu, "00D601FF02FFFF").sw == 0x6B00
-
-    # Recycling clears it.
-    ops.format_blank(t, device="obu", mac_for=vault_mac_for(Alg.TDES, obu_update_key(Alg.TDES)))
-    assert ops.read_obu_fee(t) is None
-
-
-def test_an_obu_state_file_from_before_ef04_loads_with_an_empty_fee_file(tmp_path: Path) -> None:
-    obu = SoftObu.create(
-        tmp_path / "obu.json",
-        system=make_obu_system(),
-        vehicle=make_obu_vehicle(),
-        update_key=obu_update_key(Alg.TDES),
-        alg=Alg.TDES,
-    )
-    state = json.loads(obu.path.read_text())
-    del state["files"]["fee"]
-    obu.path.write_text(json.dumps(state))
-    assert ops.read_obu_fee(open_emulated(obu.path)) is None
