@@ -75,7 +75,8 @@ benchmark-plates: $(STAMP)
 
 ## `etcnet ledger check` on PostgreSQL over 10 million postings bulk-loaded by COPY,
 ## and what the ledger's deferred constraint triggers cost per posting (about
-## 5 minutes and 3 GB of disk; `--quick` is 1 million postings).
+## 7 minutes and 3 GB of disk; needs a superuser for the bulk load; `--quick` is
+## 1 million postings).
 benchmark-ledger: $(STAMP)
 	$(BIN)/python -m benchmarks.ledger
 

@@ -30,9 +30,9 @@ It prints:
    ``cards_posting_entry_balances`` / ``cards_journalentry_has_postings``), with the
    two ledger triggers disabled (foreign keys only), and with none (replica);
 3. ``ledger.check()`` over the whole ledger, ``--reps`` times (default 3) after one
-   untimed run: median and slowest seconds, and each of its four aggregate queries'
+   untimed run: median and slowest seconds, and each of its three aggregate queries'
    median (entries not summing to zero, entries without postings, accounts whose
-   cached balance differs, cards whose shadow balance differs);
+   cached balance and cards whose shadow balance differ from the postings);
 4. the command ``etcnet ledger check`` once (``ledger.check()`` and the two counts
    it prints), with its output;
 5. ``ledger.check()`` once more inside a transaction that is rolled back, after one
@@ -77,8 +77,7 @@ CHUNK = 50_000  # entries per COPY write
 QUERIES = (
     "entries not summing to zero",
     "entries without postings",
-    "account balances vs postings",
-    "card shadow balances vs purses",
+    "account and card balances vs postings",
 )
 
 
@@ -495,7 +494,7 @@ def _run(
     for index, label in enumerate(QUERIES):
         times = [run.queries[index] for run in runs if len(run.queries) == len(QUERIES)]
         if times:
-            out.write(f"    {label:<36} median {statistics.median(times):>7.2f} s\n")
+            out.write(f"    {label:<38} median {statistics.median(times):>7.2f} s\n")
     out.flush()
 
     command = io.StringIO()
