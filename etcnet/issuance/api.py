@@ -21,6 +21,7 @@ from etcnet.issuance.schemas import (
     CodeIn,
     CustomerIn,
     DecisionOut,
+    ReviewIn,
     StartIn,
     VehicleIn,
 )
@@ -71,6 +72,10 @@ def application_payload(application: Application, user: Any) -> dict[str, Any]:
         }
         for doc in application.documents.all().order_by("id")
     ]
+    changes = {
+        name: values if clear else [MASKS[name](value) for value in values]
+        for name, values in (application.customer_changes or {}).items()
+    }
     return {
         "id": application.pk,
         "number": application.number,
@@ -90,7 +95,11 @@ def application_payload(application: Application, user: Any) -> dict[str, Any]:
         "created_at": application.created_at,
         "submitted_at": application.submitted_at,
         "decided_at": application.decided_at,
+        "customer_changes": changes,
     }
+
+
+MASKS = {"name": mask_name, "phone": mask_phone}
 
 
 def _fresh(request: HttpRequest, application_id: int) -> dict[str, Any]:
@@ -184,3 +193,19 @@ def submit(request: HttpRequest, application_id: int) -> Any:
     """Submit; automatic approval decides at once and lists every reason to refuse."""
     decision = services.submit_application(application_id, actor=request.user)
     return {"approved": decision.approved, "application": _fresh(request, application_id)}
+
+
+@router.post("/applications/{application_id}/customer-change", response=DecisionOut)
+def review_customer_change(request: HttpRequest, application_id: int, payload: ReviewIn) -> Any:
+    """A clerk of the customer's outlet accepts (`accept: true`: the application
+    is approved) or refuses (`accept: false` with a `note`: the application goes
+    back to its clerk, refused) the customer's name or phone change that an
+    application in `review` asks for. The application's own clerk may not."""
+    decision = services.review_customer_change(
+        application_id, accept=payload.accept, note=payload.note, actor=request.user
+    )
+    # Decided, the application is the other outlet's again: answered as it stands.
+    return {
+        "approved": decision.approved,
+        "application": application_payload(decision.application, request.user),
+    }

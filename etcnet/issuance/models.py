@@ -6,7 +6,9 @@ changes until submission. Submitting runs automatic approval; an approved
 application creates or updates the `Customer` (recognised by document type and
 number) and registers the `Vehicle`, which then waits for card and OBU issuance.
 A refused application keeps its reasons; the clerk corrects a step and submits
-again.
+again. An application that would change an existing customer's name or phone
+is not approved silently: it waits in REVIEW for a clerk of the customer's
+outlet, who accepts the change (then it is approved) or refuses it.
 
 One vehicle, one OBU, one card: a plate + colour may belong to only one live
 vehicle. The database guards it with a partial unique constraint, so two
@@ -76,6 +78,11 @@ class Customer(models.Model):
         choices=IdDocType.choices(), null=True, blank=True
     )
     agent_id_number = models.CharField(max_length=32, blank=True)
+    # The outlet that opened the customer: its clerks review a change of the
+    # customer's name or phone that an application elsewhere asks for.
+    outlet = models.ForeignKey(
+        Outlet, null=True, blank=True, on_delete=models.PROTECT, related_name="customers"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -147,6 +154,7 @@ class Vehicle(models.Model):
 class ApplicationStatus(models.TextChoices):
     DRAFT = "draft", _("In progress")
     REFUSED = "refused", _("Refused")
+    REVIEW = "review", _("Awaiting review of the customer's changes")
     APPROVED = "approved", _("Approved, awaiting issuance")
 
 
@@ -220,6 +228,15 @@ class Application(models.Model):
     vehicle = models.OneToOneField(
         Vehicle, null=True, blank=True, on_delete=models.PROTECT, related_name="application"
     )
+    # An existing customer's name or phone that this application would change:
+    # {"name": [old, new], "phone": [old, new]}. Never applied silently — the
+    # application waits (REVIEW) for a clerk of the customer's outlet.
+    customer_changes = models.JSONField(default=dict, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.CharField(max_length=200, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -93,6 +93,9 @@ class ApplicationOut(Schema):
     created_at: dt.datetime
     submitted_at: dt.datetime | None
     decided_at: dt.datetime | None
+    # An existing customer's values the application would change, [old, new],
+    # waiting for a review at the customer's outlet (status `review`).
+    customer_changes: dict[str, list[str]]
 
 
 class ApplicationSummaryOut(Schema):
@@ -107,6 +110,11 @@ class ApplicationSummaryOut(Schema):
     plate: str
     plate_color: int | None
     created_at: dt.datetime
+
+
+class ReviewIn(Schema):
+    accept: bool
+    note: str = ""
 
 
 class DecisionOut(Schema):

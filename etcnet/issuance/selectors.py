@@ -13,7 +13,13 @@ from etcnet.core.errors import FieldIssue, NotFound
 from etcnet.core.models import AuditEvent
 from etcnet.core.roles import Role, has_role
 from etcnet.core.validators import gettext_noop
-from etcnet.issuance.models import Application, ApplicationStatus
+from etcnet.issuance.models import (
+    Application,
+    ApplicationStatus,
+    Customer,
+    Outlet,
+    OutletMembership,
+)
 
 # The steps of the wizard in seed 000's order, with what "done" means.
 STEPS = ("phone", "customer", "id_photo", "vehicle", "vehicle_photos", "review")
@@ -35,8 +41,35 @@ def visible_applications(viewer: Any) -> QuerySet[Application]:
     if has_role(viewer, Role.CENTER_OPERATOR, Role.AUDITOR):
         return qs
     if has_role(viewer, Role.ISSUANCE_CLERK):
-        return qs.filter(outlet__members__user=viewer)
+        # And, from any outlet, the applications that wait for this outlet's
+        # review of its customer's name or phone.
+        # Subqueries, not joins: a join through the outlet's members would
+        # repeat a row once per member when either branch matches.
+        own = OutletMembership.objects.filter(user=viewer).values("outlet_id")
+        return qs.filter(
+            Q(outlet_id__in=own)
+            | Q(status=ApplicationStatus.REVIEW, existing_customer__outlet_id__in=own)
+        )
     return qs.none()
+
+
+def review_outlet(customer: Customer, application: Application) -> Outlet:
+    """Where a change of the customer is reviewed: the customer's own outlet (a
+    customer from before outlets were recorded: the application's)."""
+    return customer.outlet or application.outlet
+
+
+def may_review(application: Application, viewer: Any) -> bool:
+    """The viewer may accept or refuse the customer changes the application asks
+    for: a clerk of the customer's outlet who did not take the application."""
+    customer = application.existing_customer
+    return (
+        application.status == ApplicationStatus.REVIEW
+        and customer is not None
+        and has_role(viewer, Role.ISSUANCE_CLERK)
+        and application.created_by_id != viewer.pk
+        and review_outlet(customer, application).members.filter(user=viewer).exists()
+    )
 
 
 def application_list(filters: ApplicationFilter, *, viewer: Any) -> QuerySet[Application]:
@@ -71,7 +104,14 @@ def get_application(application_id: int, *, viewer: Any) -> Application:
     try:
         return (
             visible_applications(viewer)
-            .select_related("outlet", "created_by", "existing_customer", "customer", "vehicle")
+            .select_related(
+                "outlet",
+                "created_by",
+                "existing_customer__outlet",
+                "customer",
+                "vehicle",
+                "reviewed_by",
+            )
             .get(pk=application_id)
         )
     except Application.DoesNotExist:

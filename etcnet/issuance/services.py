@@ -28,7 +28,7 @@ from etcnet.core.errors import Conflict, FieldIssue, Forbidden, InvalidInput, No
 from etcnet.core.roles import Role, has_role
 from etcnet.core.sms import count_code, send_sms
 from etcnet.core.validators import check_mobile, gettext_noop
-from etcnet.issuance import domain, images
+from etcnet.issuance import domain, images, selectors
 from etcnet.issuance.errors import (
     NotEditable,
     PhoneNotVerified,
@@ -457,6 +457,14 @@ class PlateTaken(Exception):
     """The live-plate unique index refused the vehicle: another approval won."""
 
 
+class NeedsReview(Exception):
+    """A concurrent approval created the customer with another name or phone."""
+
+    def __init__(self, customer: Customer, changes: dict[str, list[str]]) -> None:
+        super().__init__(customer.pk)
+        self.customer, self.changes = customer, changes
+
+
 @dataclass(frozen=True)
 class Decision:
     application: Application
@@ -474,12 +482,20 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
     `issuance.vehicle_registered`. A refusal stores every reason and audits
     `issuance.application_refused`. Submitting an approved application again
     returns it unchanged.
+
+    An existing customer's name or phone is never changed silently: when the
+    application carries another name or phone, it waits in REVIEW for a clerk
+    of the customer's outlet (`review_customer_change`) and audits
+    `issuance.customer_change_requested` with the old and new values; nothing
+    else changes. Submitting it again while it waits returns it unchanged.
     """
     _require_clerk(actor)
     with transaction.atomic(durable=True):
         application = _lock(application_id, actor)
         if application.status == ApplicationStatus.APPROVED:
             return Decision(application, True)
+        if application.status == ApplicationStatus.REVIEW:
+            return Decision(application, False)
         missing = [
             step
             for step, done in (
@@ -523,6 +539,11 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
             today=timezone.localdate(),
         )
         if not issues:
+            found, changes = _customer_changes(application)
+            if found is not None and changes:
+                _hold_for_review(application, found, changes, actor)
+                return Decision(application, False)
+        if not issues:
             try:
                 with transaction.atomic():
                     _approve(application, actor)
@@ -530,6 +551,9 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
                 # Another clerk's approval took this plate between our check and
                 # our insert; the partial unique index decided.
                 issues = [domain.plate_bound_issue()]
+            except NeedsReview as review:
+                _hold_for_review(application, review.customer, review.changes, actor)
+                return Decision(application, False)
         if issues:
             application.status = ApplicationStatus.REFUSED
             application.refusal_reasons = [issue.as_record() for issue in issues]
@@ -542,6 +566,158 @@ def submit_application(application_id: int, *, actor: Any) -> Decision:
             )
             return Decision(application, False)
     return Decision(application, True)
+
+
+# The customer's values that another outlet's application may not change
+# without a review at the customer's outlet.
+REVIEWED_FIELDS = ("name", "phone")
+
+
+def _customer_changes(
+    application: Application,
+) -> tuple[Customer | None, dict[str, list[str]]]:
+    """The existing customer with this document, and its reviewed values that the
+    application would change: `{"name": [old, new], ...}`."""
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .select_related("outlet")
+        .filter(id_type=int(application.id_type or 0), id_number=application.id_number)
+        .first()
+    )
+    if customer is None:
+        return None, {}
+    changes = {
+        name: [getattr(customer, name), getattr(application, name)]
+        for name in REVIEWED_FIELDS
+        if getattr(customer, name) != getattr(application, name)
+    }
+    return customer, changes
+
+
+def _hold_for_review(
+    application: Application, customer: Customer, changes: dict[str, list[str]], actor: Any
+) -> None:
+    outlet = selectors.review_outlet(customer, application)
+    application.status = ApplicationStatus.REVIEW
+    application.existing_customer = customer
+    application.customer_changes = changes
+    application.refusal_reasons = []
+    application.decided_at = None
+    application.reviewed_by, application.reviewed_at, application.review_note = None, None, ""
+    application.save()
+    audit.record(
+        actor=actor,
+        action="issuance.customer_change_requested",
+        subject=application,
+        before={name: old for name, (old, _new) in changes.items()},
+        after={
+            **{name: new for name, (_old, new) in changes.items()},
+            "customer": customer.pk,
+            "review_outlet": outlet.code,
+        },
+    )
+
+
+CHANGE_REFUSED = gettext_noop(
+    "The customer's outlet did not accept the change of name or phone: {note}"
+)
+
+
+def review_customer_change(
+    application_id: int, *, accept: bool, note: str = "", actor: Any
+) -> Decision:
+    """A clerk of the customer's outlet reviews the name or phone change that an
+    application (of any outlet) asks for.
+
+    Preconditions: the application waits in REVIEW; the actor is an issuance
+    clerk of the customer's outlet and did not take the application (four eyes);
+    a refusal gives its reason in `note`. Accepting runs the approval (the
+    customer's values are applied and `issuance.customer_updated` audits the old
+    and new ones; a plate taken meanwhile refuses the application). Refusing
+    puts the application back to the clerk, refused with the reviewer's reason.
+    Audits `issuance.customer_change_accepted` or `issuance.customer_change_refused`
+    with the old and new values and the note.
+    """
+    _require_clerk(actor)
+    note = (note or "").strip()
+    if not accept and not note:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "note",
+                    "required",
+                    gettext_noop("Give the reason for refusing the change."),
+                )
+            ]
+        )
+    if len(note) > 200:
+        raise InvalidInput(issues=[FieldIssue("note", "too_long", domain.TOO_LONG, {"max": 200})])
+    with transaction.atomic(durable=True):
+        application = (
+            Application.objects.select_for_update(of=("self",))
+            .select_related("existing_customer__outlet", "outlet")
+            .filter(pk=application_id, status=ApplicationStatus.REVIEW)
+            .first()
+        )
+        customer = application.existing_customer if application else None
+        if application is None or customer is None:
+            raise NotFound(gettext_noop("Application not found."))
+        outlet = selectors.review_outlet(customer, application)
+        if not outlet.members.filter(user=actor).exists():
+            if application.outlet.members.filter(user=actor).exists():
+                raise Forbidden(
+                    gettext_noop("Only a clerk of the customer's outlet reviews this change."),
+                    code="not_reviewer",
+                )
+            raise NotFound(gettext_noop("Application not found."))
+        if application.created_by_id == actor.pk:
+            raise Forbidden(
+                gettext_noop(
+                    "Another clerk of the customer's outlet reviews the changes "
+                    "your own application asks for."
+                ),
+                code="own_application",
+            )
+        changes = application.customer_changes
+        now = timezone.now()
+        application.reviewed_by, application.reviewed_at = actor, now
+        application.review_note = note
+        audit.record(
+            actor=actor,
+            action="issuance.customer_change_accepted"
+            if accept
+            else "issuance.customer_change_refused",
+            subject=application,
+            before={name: old for name, (old, _new) in changes.items()},
+            after={
+                **{name: new for name, (_old, new) in changes.items()},
+                "customer": customer.pk,
+                "note": note,
+            },
+        )
+        if accept:
+            application.decided_at = now
+            try:
+                with transaction.atomic():
+                    _approve(application, actor)
+                return Decision(application, True)
+            except PlateTaken:
+                issues = [domain.plate_bound_issue()]
+        else:
+            field = next(iter(changes), "name")
+            issues = [FieldIssue(field, "customer_change_refused", CHANGE_REFUSED, {"note": note})]
+        application.status = ApplicationStatus.REFUSED
+        application.decided_at = now
+        application.refusal_reasons = [issue.as_record() for issue in issues]
+        application.save()
+        if accept:  # accepted, but the plate went to another vehicle meanwhile
+            audit.record(
+                actor=actor,
+                action="issuance.application_refused",
+                subject=application,
+                after={"reasons": [issue.code for issue in issues]},
+            )
+    return Decision(application, False)
 
 
 def _approve(application: Application, actor: Any) -> None:
@@ -567,14 +743,26 @@ def _approve(application: Application, actor: Any) -> None:
         try:
             with transaction.atomic():
                 customer = Customer.objects.create(
-                    id_type=id_type, id_number=application.id_number, **customer_values
+                    id_type=id_type,
+                    id_number=application.id_number,
+                    outlet=application.outlet,
+                    **customer_values,
                 )
                 created = True
         except IntegrityError:
-            # A concurrent approval created the same customer first: use it.
+            # A concurrent approval created the same customer first: use it,
+            # unless its name or phone differs — then a person reviews it.
             customer = Customer.objects.select_for_update().get(
                 id_type=id_type, id_number=application.id_number
             )
+            if application.status != ApplicationStatus.REVIEW:
+                changes = {
+                    name: [getattr(customer, name), customer_values[name]]
+                    for name in REVIEWED_FIELDS
+                    if getattr(customer, name) != customer_values[name]
+                }
+                if changes:
+                    raise NeedsReview(customer, changes) from None
     if created:
         audit.record(
             actor=actor,

@@ -20,6 +20,11 @@ urlpatterns = [
     path("applications/<int:application_id>/review/", views.review, name="review"),
     path("applications/<int:application_id>/submit/", views.submit, name="submit"),
     path(
+        "applications/<int:application_id>/customer-change/",
+        views.customer_change,
+        name="customer_change",
+    ),
+    path(
         "applications/<int:application_id>/documents/<str:kind>/",
         views.document,
         name="document",

@@ -14,8 +14,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from etcnet.core.codes import (
@@ -28,6 +30,7 @@ from etcnet.core.codes import (
     VehicleUserType,
 )
 from etcnet.core.errors import DomainError, InvalidInput
+from etcnet.core.masking import mask_name, mask_phone
 from etcnet.core.roles import Role, may_see_personal_data, role_required
 from etcnet.issuance import domain, selectors, services
 from etcnet.issuance.models import Application, ApplicationStatus, Customer, DocumentKind
@@ -344,6 +347,14 @@ def submit(request: HttpRequest, application_id: int) -> HttpResponse:
         messages.success(
             request, _("Approved automatically: the application waits for card and OBU issuance.")
         )
+    elif decision.application.status == ApplicationStatus.REVIEW:
+        messages.warning(
+            request,
+            _(
+                "The customer's name or phone differs from the record: the application "
+                "waits for a review at the customer's outlet."
+            ),
+        )
     else:
         messages.error(request, _("Refused: correct the reasons below and submit again."))
     return redirect("issuance:detail", application_id)
@@ -399,10 +410,22 @@ def application_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@role_required(*READERS)
-def detail(request: HttpRequest, application_id: int) -> HttpResponse:
-    """The application with its documents, decision and audit history."""
-    application = selectors.get_application(application_id, viewer=request.user)
+def _detail_page(
+    request: HttpRequest, application: Application, *, status: int = 200, **context: Any
+) -> TemplateResponse:
+    show_personal = may_see_personal_data(request.user)
+    masks = {"name": mask_name, "phone": mask_phone}
+    changes = [
+        {
+            "field": name,
+            "label": CHANGE_LABELS.get(name, name),
+            "old": old if show_personal else masks[name](old),
+            "new": new if show_personal else masks[name](new),
+        }
+        for name, (old, new) in (application.customer_changes or {}).items()
+    ]
+    customer = application.existing_customer
+    context.setdefault("errors", {})
     return TemplateResponse(
         request,
         "issuance/detail.html",
@@ -411,10 +434,58 @@ def detail(request: HttpRequest, application_id: int) -> HttpResponse:
             "documents": selectors.documents_by_kind(application),
             "reasons": selectors.refusal_issues(application),
             "history": selectors.audit_history(application),
-            "show_personal": may_see_personal_data(request.user),
+            "show_personal": show_personal,
             "steps": selectors.step_state(application),
+            "changes": changes,
+            "review_outlet": selectors.review_outlet(customer, application) if customer else None,
+            "can_review": selectors.may_review(application, request.user),
+            **context,
         },
+        status=status,
     )
+
+
+CHANGE_LABELS = {"name": _lazy("Name"), "phone": _lazy("Phone")}
+
+
+@role_required(*READERS)
+def detail(request: HttpRequest, application_id: int) -> HttpResponse:
+    """The application with its documents, decision and audit history (and, while
+    it waits for a review of the customer's changes, the old and new values)."""
+    application = selectors.get_application(application_id, viewer=request.user)
+    return _detail_page(request, application)
+
+
+@role_required(*CLERK)
+@require_POST
+def customer_change(request: HttpRequest, application_id: int) -> HttpResponse:
+    """A clerk of the customer's outlet accepts or refuses the change of the
+    customer's name or phone that the application asks for."""
+    application = selectors.get_application(application_id, viewer=request.user)
+    accept = request.POST.get("decision") == "accept"
+    note = request.POST.get("note", "")
+    try:
+        decision = services.review_customer_change(
+            application.pk, accept=accept, note=note, actor=request.user
+        )
+    except DomainError as error:
+        if not error.issues:
+            messages.error(request, error.message)
+        return _detail_page(
+            request,
+            application,
+            status=error.status,
+            errors=_errors(error),
+            note=note,
+        )
+    if decision.approved:
+        messages.success(request, _("The change was accepted and the application approved."))
+    else:
+        messages.info(request, _("The change was refused; the application went back to its clerk."))
+    # Decided, another outlet's application is no longer this clerk's to see.
+    if selectors.visible_applications(request.user).filter(pk=application.pk).exists():
+        return redirect("issuance:detail", application.pk)
+    return redirect(f"{reverse('issuance:list')}?status={ApplicationStatus.REVIEW}")
 
 
 def _document_response(

@@ -21,6 +21,9 @@ ACTION_LABELS = {
     "issuance.customer_created": _("Customer created"),
     "issuance.customer_updated": _("Customer updated"),
     "issuance.vehicle_registered": _("Vehicle registered"),
+    "issuance.customer_change_requested": _("Customer's name or phone change sent for review"),
+    "issuance.customer_change_accepted": _("Customer's change accepted by the customer's outlet"),
+    "issuance.customer_change_refused": _("Customer's change refused by the customer's outlet"),
 }
 
 

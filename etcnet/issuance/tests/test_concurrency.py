@@ -10,7 +10,7 @@ from django.db import connection
 
 from conftest import complete_application
 from etcnet.issuance import samples, services
-from etcnet.issuance.models import Customer, Vehicle
+from etcnet.issuance.models import Application, Customer, Vehicle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,7 +42,6 @@ def test_two_approvals_of_one_new_customer_share_the_customer(clerk, other_clerk
     second = complete_application(
         other_clerk,
         vehicle=samples.passenger_car(plate="陕A22222", vin=samples.vin(serial="222222")),
-        phone="13900001111",
     )
 
     results = _submit_together([(first.pk, clerk), (second.pk, other_clerk)])
@@ -51,6 +50,27 @@ def test_two_approvals_of_one_new_customer_share_the_customer(clerk, other_clerk
     assert [getattr(r, "approved", r) for r in results.values()] == [True, True]
     assert Customer.objects.count() == 1
     assert sorted(Vehicle.objects.values_list("plate", flat=True)) == ["陕A12345", "陕A22222"]
+
+
+def test_two_approvals_of_one_new_customer_with_two_phones_hold_one_for_review(clerk, other_clerk):
+    # given the same new person applying at once with two different phones
+    first = complete_application(clerk)
+    second = complete_application(
+        other_clerk,
+        vehicle=samples.passenger_car(plate="陕A22222", vin=samples.vin(serial="222222")),
+        phone="13900001111",
+    )
+
+    results = _submit_together([(first.pk, clerk), (second.pk, other_clerk)])
+
+    # then one creates the customer; the other's phone is not applied silently
+    assert sorted(getattr(r, "approved", r) for r in results.values()) == [False, True]
+    customer = Customer.objects.get()
+    assert Vehicle.objects.count() == 1
+    statuses = sorted(Application.objects.values_list("status", flat=True))
+    assert statuses == ["approved", "review"]
+    waiting = Application.objects.get(status="review")
+    assert waiting.customer_changes["phone"] == [customer.phone, waiting.phone]
 
 
 def test_two_approvals_of_one_plate_let_one_through(clerk, other_clerk):
