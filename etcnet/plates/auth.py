@@ -1,14 +1,43 @@
-"""Internet users log in with their ID number or their mobile number."""
+"""Internet users log in with their ID number or their mobile number.
+
+Every attempt at a plate account, from whichever login page, counts against the
+limits per address and per login name (``ETCNET_RATE_LOGIN_PER_IP``,
+``ETCNET_RATE_LOGIN_PER_USER``). Past them the backend refuses even the right
+password (``PermissionDenied`` stops Django trying other backends) and leaves
+the refusal on the request, so the plates login page answers 429 with the time
+to retry; another login page just refuses the login.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest
 
+from etcnet.core import ratelimit
+from etcnet.core.masking import mask_phone
 from etcnet.plates.models import AccountStatus, PlateAccount
+
+REFUSAL = "plates_rate_limited"
+
+
+def client_ip(request: HttpRequest | None) -> str:
+    """The peer's address. Behind a reverse proxy this is the proxy's
+    (docs/plates.md, limits)."""
+    if request is None:
+        return ""
+    return str(request.META.get("REMOTE_ADDR") or "")
+
+
+def count_login(request: HttpRequest | None, name: str) -> None:
+    """Counts one login attempt; raises ``RateLimited`` past a limit."""
+    shown = mask_phone(name) if name.isdigit() else name[:4] + "…"
+    ratelimit.hit("plates.login.ip", client_ip(request), settings.ETCNET_RATE_LOGIN_PER_IP)
+    ratelimit.hit("plates.login.user", name, settings.ETCNET_RATE_LOGIN_PER_USER, shown_key=shown)
 
 
 class PlateAccountBackend(ModelBackend):
@@ -22,6 +51,12 @@ class PlateAccountBackend(ModelBackend):
         if not username or password is None:
             return None
         key = username.strip()
+        if request is not None:
+            try:
+                count_login(request, key.upper())
+            except ratelimit.RateLimited as refused:
+                setattr(request, REFUSAL, refused)
+                raise PermissionDenied from refused
         account = (
             PlateAccount.objects.filter(status=AccountStatus.ACTIVE)
             .filter(Q(id_number=key.upper()) | Q(phone=key))

@@ -34,7 +34,7 @@ from etcnet.core.errors import DomainError, InvalidInput
 from etcnet.core.masking import mask_phone
 from etcnet.core.roles import Role, role_required
 from etcnet.core.validators import gettext_noop
-from etcnet.plates import captchas, domain, flow, selectors, services
+from etcnet.plates import auth, captchas, domain, flow, selectors, services
 from etcnet.plates.forms_pdf import registration_form
 from etcnet.plates.models import (
     CalendarDay,
@@ -102,10 +102,7 @@ def _failed(
     return response
 
 
-def _client_ip(request: HttpRequest) -> str:
-    """The peer's address. Behind a reverse proxy the proxy must pass the
-    client's address as REMOTE_ADDR (docs/plates.md)."""
-    return str(request.META.get("REMOTE_ADDR") or "")
+_client_ip = auth.client_ip
 
 
 def _limit(scope: str, key: str, rate: tuple[int, int]) -> None:
@@ -256,8 +253,8 @@ def register(request: HttpRequest) -> HttpResponse:
 
 class LoginView(auth_views.LoginView):
     """Log in with the ID number or the mobile number. Every attempt counts
-    against the address's and the login name's limits (429 past them), on top
-    of axes' lockout after failures."""
+    against the address's and the login name's limits (``auth``; 429 past
+    them), on top of axes' lockout after failures."""
 
     template_name = "plates/login.html"
     redirect_authenticated_user = False
@@ -265,18 +262,17 @@ class LoginView(auth_views.LoginView):
     def get_default_redirect_url(self) -> str:
         return reverse("plates:account")
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        name = (request.POST.get("username") or "").strip().upper()
-        try:
-            _limit("login.ip", _client_ip(request), settings.ETCNET_RATE_LOGIN_PER_IP)
-            _limit("login.user", name, settings.ETCNET_RATE_LOGIN_PER_USER)
-        except ratelimit.RateLimited as error:
-            context = self.get_context_data(form=self.get_form(), limited=error.message)
-            refused = self.render_to_response(context, status=error.status)
-            refused["Retry-After"] = str(error.retry_after)
-            return refused
-        response: HttpResponse = super().post(request, *args, **kwargs)
-        return response
+    def form_invalid(self, form: Any) -> HttpResponse:
+        # The backend counts the attempt (whichever login page it comes from)
+        # and leaves a refusal past the limits here.
+        error = getattr(self.request, auth.REFUSAL, None)
+        if not isinstance(error, ratelimit.RateLimited):
+            return super().form_invalid(form)
+        refused = self.render_to_response(
+            self.get_context_data(form=form, limited=error.message), status=error.status
+        )
+        refused["Retry-After"] = str(error.retry_after)
+        return refused
 
 
 @require_POST

@@ -184,6 +184,12 @@ def test_logins_per_address_and_per_name_are_limited(
     assert refused.status_code == 429
     assert 'data-code="rate_limited"' in refused.content.decode()
     assert "2026-11-23 10:10:00" in refused.content.decode()
+    # The staff login page is no way round: the account's backend refuses there too.
+    staff_page = Client(REMOTE_ADDR="10.0.0.8").post(
+        "/login/", {"username": account.phone, "password": PASSWORD}
+    )
+    assert staff_page.status_code == 200
+    assert "_auth_user_id" not in staff_page.wsgi_request.session
     # The address: two more tries of other names, then it is refused too.
     for name in ("13900000009", "13900000008"):
         client.post("/plates/login/", {"username": name, "password": "x"})
