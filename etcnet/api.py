@@ -5,9 +5,12 @@ Every error has one shape: {"code", "message", "errors": [{"field", "code",
 "message"}]}, in the caller's language (Accept-Language), with a stable code.
 """
 
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.contrib.auth import authenticate, login, logout
+from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.utils.translation import gettext
@@ -15,10 +18,12 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import django_auth
+from pydantic import BaseModel
 
 from etcnet.cards.api import router as cards_router
-from etcnet.core.errors import DomainError
+from etcnet.core.errors import DomainError, FieldIssue, InvalidInput
 from etcnet.core.roles import roles_of
+from etcnet.core.schemas import errors
 from etcnet.core.validators import gettext_noop
 from etcnet.issuance.api import router as issuance_router
 from etcnet.network.api import router as network_router
@@ -120,6 +125,58 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(request, body, status=exc.status_code)
 
 
+def _nul_fields(value: object, name: str) -> Iterator[str]:
+    """The fields of a parsed input whose text holds a NUL character."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield name or "body"
+    elif isinstance(value, BaseModel):
+        for key in type(value).model_fields:
+            yield from _nul_fields(getattr(value, key), f"{name}.{key}" if name else key)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            label = f"{name}.{key}" if name else str(key)
+            yield from _nul_fields(key, label)
+            yield from _nul_fields(item, label)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _nul_fields(item, f"{name}.{index}" if name else str(index))
+    elif isinstance(value, UploadedFile):
+        yield from _nul_fields(value.name or "", name)
+
+
+def refuse_nul_characters(view: Callable[..., Any]) -> Callable[..., Any]:
+    """No text reaches a service with a NUL character in it: PostgreSQL stores
+    none (it would answer 500) and no field of ours has a use for one. Applied
+    to every operation after ninja parsed its input; the error names each field."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        fields = []
+        for param, value in kwargs.items():
+            # A body or query schema's fields are named as the caller sent them.
+            for field in _nul_fields(value, "" if param in _SCHEMA_PARAMS else param):
+                if field not in fields:
+                    fields.append(field)
+        if fields:
+            raise InvalidInput(
+                issues=[
+                    FieldIssue(
+                        field,
+                        "invalid_character",
+                        gettext_noop("This value holds a character that is not allowed."),
+                    )
+                    for field in fields
+                ]
+            )
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+api.add_decorator(refuse_nul_characters)
+
+
 class LoginIn(Schema):
     username: str
     password: str
@@ -131,7 +188,7 @@ class SessionOut(Schema):
     csrf_token: str
 
 
-@api.post("/auth/login", auth=None, response={200: SessionOut}, tags=["auth"])
+@api.post("/auth/login", auth=None, response={200: SessionOut, **errors(400, 429)}, tags=["auth"])
 def api_login(request: HttpRequest, payload: LoginIn) -> dict[str, Any]:
     """Start a session (cookie) for scripts; unsafe calls then send X-CSRFToken.
 
@@ -147,7 +204,7 @@ def api_login(request: HttpRequest, payload: LoginIn) -> dict[str, Any]:
     }
 
 
-@api.post("/auth/logout", response={204: None}, tags=["auth"])
+@api.post("/auth/logout", response={204: None, **errors(401, 403)}, tags=["auth"])
 def api_logout(request: HttpRequest) -> Status[None]:
     logout(request)
     return Status(204, None)

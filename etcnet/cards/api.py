@@ -1,6 +1,7 @@
 """Card endpoints: inventory, issuing, activation, top-up and the lifecycle.
 Thin: parse, call a service, shape. Money is integer fen."""
 
+import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
@@ -11,12 +12,19 @@ from etcnet.cards import selectors, services
 from etcnet.cards.models import CardUnit, UnitKind
 from etcnet.core.errors import FieldIssue, Forbidden, InvalidInput
 from etcnet.core.roles import Role, has_role
+from etcnet.core.schemas import errors
 from etcnet.core.validators import gettext_noop
 from etcnet.lists.models import ListEvent
 
 router = Router()
 
 READERS = (Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR, Role.AUDITOR)
+# Error statuses (etcnet.core.schemas): a state change refused by the unit's
+# state is 409; one that talks to the card or OBU also answers 502 when the
+# device fails and 422 when its MAC or TAC does not verify.
+READ = errors(400, 401, 403, 404)
+STATE = errors(400, 401, 403, 404, 409)
+DEVICE = errors(400, 401, 403, 404, 409, 422, 502)
 
 
 def _require_reader(request: HttpRequest) -> None:
@@ -88,6 +96,25 @@ class TopUpOut(Schema):
     balance_fen: int
 
 
+class MovedOut(Schema):
+    moved: int
+
+
+class UnitStateOut(Schema):
+    serial: str
+    state: str
+
+
+class ObuStateOut(Schema):
+    contract_no: str
+    state: str
+
+
+class BankOut(Schema):
+    number: str
+    bank_name: str
+
+
 class ReasonIn(Schema):
     reason: str = ""
 
@@ -107,8 +134,8 @@ class ListEventOut(Schema):
     list_type: int
     status: int
     reason: str
-    occurred_at: Any
-    published_at: Any
+    occurred_at: dt.datetime
+    published_at: dt.datetime | None
 
 
 def _kind(value: str) -> UnitKind:
@@ -150,7 +177,7 @@ def _card(card: CardUnit) -> dict[str, Any]:
     }
 
 
-@router.post("/batches", response={201: BatchOut})
+@router.post("/batches", response={201: BatchOut, **STATE})
 def receive_batch(request: HttpRequest, payload: BatchIn) -> Any:
     """Blank cards or OBUs received into the caller's outlet."""
     from etcnet.smartcard.crypto import Alg
@@ -174,7 +201,7 @@ def receive_batch(request: HttpRequest, payload: BatchIn) -> Any:
     )
 
 
-@router.post("/moves", response={200: dict})
+@router.post("/moves", response={200: MovedOut, **STATE})
 def move(request: HttpRequest, payload: MoveIn) -> Any:
     moved = services.move_units(
         kind=_kind(payload.kind),
@@ -185,7 +212,7 @@ def move(request: HttpRequest, payload: MoveIn) -> Any:
     return {"moved": moved}
 
 
-@router.post("/issuances", response={201: BindingOut})
+@router.post("/issuances", response={201: BindingOut, **DEVICE})
 def issue(request: HttpRequest, payload: IssueIn) -> Any:
     """用户卡注册 and OBU issuance for an approved application."""
     binding = services.issue(
@@ -198,19 +225,19 @@ def issue(request: HttpRequest, payload: IssueIn) -> Any:
     return Status(201, _binding(binding))
 
 
-@router.post("/bindings/{binding_id}/activation", response=BindingOut)
+@router.post("/bindings/{binding_id}/activation", response={200: BindingOut, **DEVICE})
 def activate(request: HttpRequest, binding_id: int, photo: File[UploadedFile]) -> Any:
     """Activates the OBU (multipart field `photo`: the installation photo)."""
     return _binding(services.activate(binding_id, photo=photo, actor=request.user))
 
 
-@router.get("/cards/{card_no}", response=CardOut)
+@router.get("/cards/{card_no}", response={200: CardOut, **READ})
 def get_card(request: HttpRequest, card_no: str) -> Any:
     _require_reader(request)
     return _card(selectors.find_card(card_no, viewer=request.user))
 
 
-@router.post("/cards/{card_no}/top-ups", response={201: TopUpOut})
+@router.post("/cards/{card_no}/top-ups", response={201: TopUpOut, **DEVICE})
 def top_up(request: HttpRequest, card_no: str, payload: TopUpIn) -> Any:
     """圈存 through the counter's reader. The idempotency key makes a retry safe."""
     done = services.top_up(
@@ -234,23 +261,23 @@ def top_up(request: HttpRequest, card_no: str, payload: TopUpIn) -> Any:
     )
 
 
-@router.post("/cards/{card_no}/loss", response=CardOut)
+@router.post("/cards/{card_no}/loss", response={200: CardOut, **STATE})
 def report_loss(request: HttpRequest, card_no: str, payload: ReasonIn) -> Any:
     return _card(services.report_loss(card_no, reason=payload.reason, actor=request.user))
 
 
-@router.delete("/cards/{card_no}/loss", response=CardOut)
+@router.delete("/cards/{card_no}/loss", response={200: CardOut, **STATE})
 def cancel_loss(request: HttpRequest, card_no: str) -> Any:
     return _card(services.cancel_loss_report(card_no, actor=request.user))
 
 
-@router.post("/cards/{card_no}/replacement", response={201: BindingOut})
+@router.post("/cards/{card_no}/replacement", response={201: BindingOut, **DEVICE})
 def replace(request: HttpRequest, card_no: str, payload: ReplaceIn) -> Any:
     binding = services.replace_card(card_no, new_card_no=payload.new_card_no, actor=request.user)
     return Status(201, _binding(binding))
 
 
-@router.post("/cards/{card_no}/cancellation", response=CardOut)
+@router.post("/cards/{card_no}/cancellation", response={200: CardOut, **DEVICE})
 def cancel(request: HttpRequest, card_no: str, payload: CancelIn) -> Any:
     return _card(
         services.cancel(
@@ -262,13 +289,13 @@ def cancel(request: HttpRequest, card_no: str, payload: CancelIn) -> Any:
     )
 
 
-@router.post("/units/{kind}/{serial}/recycling", response=dict)
+@router.post("/units/{kind}/{serial}/recycling", response={200: UnitStateOut, **DEVICE})
 def recycle(request: HttpRequest, kind: str, serial: str) -> Any:
     unit = services.recycle(_kind(kind), serial, actor=request.user)
     return {"serial": serial, "state": unit.state}
 
 
-@router.get("/list-events", response=list[ListEventOut])
+@router.get("/list-events", response={200: list[ListEventOut], **errors(401, 403)})
 def pending_list_events(request: HttpRequest) -> Any:
     """Status-list events not yet published to terminals, newest first."""
     _require_reader(request)
@@ -284,23 +311,23 @@ class BankIn(Schema):
     bank_account_no: str
 
 
-@router.post("/cards/{card_no}/renewal", response=CardOut)
+@router.post("/cards/{card_no}/renewal", response={200: CardOut, **DEVICE})
 def renew(request: HttpRequest, card_no: str) -> Any:
     return _card(services.renew(card_no, actor=request.user))
 
 
-@router.post("/cards/{card_no}/suspension", response=CardOut)
+@router.post("/cards/{card_no}/suspension", response={200: CardOut, **STATE})
 def suspend(request: HttpRequest, card_no: str, payload: ReasonIn) -> Any:
     return _card(services.suspend(card_no, reason=payload.reason, actor=request.user))
 
 
-@router.post("/obus/{contract_no}/loss", response=dict)
+@router.post("/obus/{contract_no}/loss", response={200: ObuStateOut, **STATE})
 def obu_loss(request: HttpRequest, contract_no: str, payload: ReasonIn) -> Any:
     obu = services.report_obu_loss(contract_no, reason=payload.reason, actor=request.user)
     return {"contract_no": obu.contract_no, "state": obu.state}
 
 
-@router.post("/obus/{contract_no}/replacement", response={201: BindingOut})
+@router.post("/obus/{contract_no}/replacement", response={201: BindingOut, **DEVICE})
 def replace_obu(request: HttpRequest, contract_no: str, payload: ObuReplaceIn) -> Any:
     binding = services.replace_obu(
         contract_no, new_contract_no=payload.new_contract_no, actor=request.user
@@ -308,7 +335,7 @@ def replace_obu(request: HttpRequest, contract_no: str, payload: ObuReplaceIn) -
     return Status(201, _binding(binding))
 
 
-@router.put("/accounts/{number}/bank", response=dict)
+@router.put("/accounts/{number}/bank", response={200: BankOut, **STATE})
 def link_bank(request: HttpRequest, number: str, payload: BankIn) -> Any:
     account = services.link_bank_account(
         number,
@@ -331,18 +358,18 @@ def _top_up(done: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/top-ups/{top_up_id}/retry", response=TopUpOut)
+@router.post("/top-ups/{top_up_id}/retry", response={200: TopUpOut, **DEVICE})
 def retry_top_up(request: HttpRequest, top_up_id: int) -> Any:
     """Finishes a pending top-up (interrupted, or a balance moved from a replaced card)."""
     return _top_up(services.retry_top_up(top_up_id, actor=request.user))
 
 
-@router.post("/top-ups/{top_up_id}/refund", response=TopUpOut)
+@router.post("/top-ups/{top_up_id}/refund", response={200: TopUpOut, **DEVICE})
 def refund_top_up(request: HttpRequest, top_up_id: int) -> Any:
     """Gives back a pending top-up the card never took."""
     return _top_up(services.refund_pending_top_up(top_up_id, actor=request.user))
 
 
-@router.post("/cards/{card_no}/resumption", response=CardOut)
+@router.post("/cards/{card_no}/resumption", response={200: CardOut, **STATE})
 def resume(request: HttpRequest, card_no: str) -> Any:
     return _card(services.resume(card_no, actor=request.user))

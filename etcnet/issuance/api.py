@@ -13,6 +13,7 @@ from etcnet.core.codes import CustomerType
 from etcnet.core.errors import Forbidden
 from etcnet.core.masking import mask_id_number, mask_name, mask_phone
 from etcnet.core.roles import Role, has_role, may_see_personal_data
+from etcnet.core.schemas import errors
 from etcnet.issuance import selectors, services
 from etcnet.issuance.models import Application
 from etcnet.issuance.schemas import (
@@ -30,6 +31,9 @@ from etcnet.issuance.services import CUSTOMER_FIELDS, VEHICLE_FIELDS
 router = Router()
 
 READERS = (Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR, Role.AUDITOR)
+# The error statuses of the reads and of the wizard steps (etcnet.core.schemas).
+READ = errors(400, 401, 403, 404)
+STEP = errors(400, 401, 403, 404, 409)
 
 
 def _require_reader(request: HttpRequest) -> None:
@@ -116,7 +120,7 @@ class ListFilters(Schema):
     q: str = ""
 
 
-@router.get("/applications", response=list[ApplicationSummaryOut])
+@router.get("/applications", response={200: list[ApplicationSummaryOut], **errors(400, 401, 403)})
 @paginate(LimitOffsetPagination)
 def list_applications(request: HttpRequest, filters: Query[ListFilters]) -> Any:
     """Applications, newest first; ID numbers, names and phones are always masked in lists."""
@@ -142,44 +146,46 @@ def list_applications(request: HttpRequest, filters: Query[ListFilters]) -> Any:
     ]
 
 
-@router.post("/applications", response={201: ApplicationOut})
+@router.post("/applications", response={201: ApplicationOut, **STEP})
 def start_application(request: HttpRequest, payload: StartIn) -> Any:
     """Step 1a: open an application and text the customer's phone a code."""
     application = services.start_application(phone=payload.phone, actor=request.user)
     return Status(201, _fresh(request, application.pk))
 
 
-@router.get("/applications/{application_id}", response=ApplicationOut)
+@router.get("/applications/{application_id}", response={200: ApplicationOut, **READ})
 def get_application(request: HttpRequest, application_id: int) -> Any:
     _require_reader(request)
     return _fresh(request, application_id)
 
 
-@router.post("/applications/{application_id}/phone/resend", response={204: None})
+@router.post("/applications/{application_id}/phone/resend", response={204: None, **STEP})
 def resend_code(request: HttpRequest, application_id: int) -> Any:
     services.resend_phone_code(application_id, actor=request.user)
     return Status(204, None)
 
 
-@router.post("/applications/{application_id}/phone/verify", response=ApplicationOut)
+@router.post("/applications/{application_id}/phone/verify", response={200: ApplicationOut, **STEP})
 def verify_phone(request: HttpRequest, application_id: int, payload: CodeIn) -> Any:
     services.verify_phone(application_id, code=payload.code, actor=request.user)
     return _fresh(request, application_id)
 
 
-@router.put("/applications/{application_id}/customer", response=ApplicationOut)
+@router.put("/applications/{application_id}/customer", response={200: ApplicationOut, **STEP})
 def save_customer(request: HttpRequest, application_id: int, payload: CustomerIn) -> Any:
     services.save_customer(application_id, data=payload.dict(), actor=request.user)
     return _fresh(request, application_id)
 
 
-@router.put("/applications/{application_id}/vehicle", response=ApplicationOut)
+@router.put("/applications/{application_id}/vehicle", response={200: ApplicationOut, **STEP})
 def save_vehicle(request: HttpRequest, application_id: int, payload: VehicleIn) -> Any:
     services.save_vehicle(application_id, data=payload.dict(), actor=request.user)
     return _fresh(request, application_id)
 
 
-@router.post("/applications/{application_id}/documents/{kind}", response=ApplicationOut)
+@router.post(
+    "/applications/{application_id}/documents/{kind}", response={200: ApplicationOut, **STEP}
+)
 def upload_document(
     request: HttpRequest, application_id: int, kind: str, file: File[UploadedFile]
 ) -> Any:
@@ -188,14 +194,14 @@ def upload_document(
     return _fresh(request, application_id)
 
 
-@router.post("/applications/{application_id}/submit", response=DecisionOut)
+@router.post("/applications/{application_id}/submit", response={200: DecisionOut, **STEP})
 def submit(request: HttpRequest, application_id: int) -> Any:
     """Submit; automatic approval decides at once and lists every reason to refuse."""
     decision = services.submit_application(application_id, actor=request.user)
     return {"approved": decision.approved, "application": _fresh(request, application_id)}
 
 
-@router.post("/applications/{application_id}/customer-change", response=DecisionOut)
+@router.post("/applications/{application_id}/customer-change", response={200: DecisionOut, **STEP})
 def review_customer_change(request: HttpRequest, application_id: int, payload: ReviewIn) -> Any:
     """A clerk of the customer's outlet accepts (`accept: true`: the application
     is approved) or refuses (`accept: false` with a `note`: the application goes

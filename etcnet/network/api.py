@@ -7,11 +7,13 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from etcnet.core.errors import DomainError, FieldIssue, Forbidden, InvalidInput, NotFound
 from etcnet.core.roles import Role, has_role
+from etcnet.core.schemas import ErrorOut, FieldIssueOut, errors
 from etcnet.core.validators import gettext_noop
 from etcnet.network import selectors, services
 from etcnet.network.engine import FeeError, Payment
@@ -82,6 +84,21 @@ class ImportOut(Schema):
     problems: list[dict[str, Any]]
 
 
+class ImportRefusedOut(ImportOut):
+    """A refused bundle: the import record (nothing imported) in the shape of
+    every other error, one entry of `errors` per problem of `problems`."""
+
+    code: str
+    message: str
+    errors: list[FieldIssueOut]
+
+
+class VersionOut(Schema):
+    number: str
+    effective_at: dt.datetime
+    discount_bp: int
+
+
 def _station(node: Node) -> dict[str, Any]:
     return {
         "node_id": node.node_id,
@@ -113,13 +130,35 @@ def _import(record: BundleImport) -> dict[str, Any]:
     }
 
 
-@router.get("/stations", response=list[StationOut])
+def _refused(record: BundleImport) -> dict[str, Any]:
+    issues = []
+    for problem in record.problems:
+        where = ":".join(str(problem[k]) for k in ("file", "line", "column") if problem.get(k))
+        text = str(problem.get("message", ""))
+        issues.append(
+            {
+                "field": "bundle",
+                "code": str(problem.get("code", "invalid")),
+                "message": f"{where}: {text}" if where else text,
+            }
+        )
+    return {
+        **_import(record),
+        "code": "bundle_refused",
+        "message": gettext(
+            "The bundle is refused and nothing was imported; correct every problem."
+        ),
+        "errors": issues,
+    }
+
+
+@router.get("/stations", response={200: list[StationOut], **errors(400, 401, 403)})
 def stations(request: HttpRequest, q: str = "") -> Any:
     _reader(request)
     return [_station(node) for node in selectors.stations(q)[:500]]
 
 
-@router.get("/stations/{node_id}", response=StationOut)
+@router.get("/stations/{node_id}", response={200: StationOut, **errors(401, 403, 404)})
 def station(request: HttpRequest, node_id: str) -> Any:
     _reader(request)
     node = (
@@ -132,7 +171,7 @@ def station(request: HttpRequest, node_id: str) -> Any:
     return _station(node)
 
 
-@router.patch("/lanes/{lane_id}", response=LaneOut)
+@router.patch("/lanes/{lane_id}", response={200: LaneOut, **errors(400, 401, 403, 404, 409)})
 def patch_lane(request: HttpRequest, lane_id: int, payload: LanePatch) -> Any:
     lane = services.set_lane_enabled(lane_id, enabled=payload.enabled, actor=request.user)
     return {
@@ -145,7 +184,10 @@ def patch_lane(request: HttpRequest, lane_id: int, payload: LanePatch) -> Any:
     }
 
 
-@router.post("/imports", response={201: ImportOut, 400: ImportOut})
+@router.post(
+    "/imports",
+    response={201: ImportOut, 400: ImportRefusedOut | ErrorOut, **errors(401, 403)},
+)
 def import_bundle(
     request: HttpRequest, bundle: File[UploadedFile], effective_at: Form[str] = ""
 ) -> Any:
@@ -159,10 +201,12 @@ def import_bundle(
         record = services.import_bundle(
             Path(folder), effective_at=when, actor=request.user, source_name=bundle.name or ""
         )
-    return Status(201 if record.version else 400, _import(record))
+    if record.version is None:
+        return Status(400, _refused(record))
+    return Status(201, _import(record))
 
 
-@router.get("/imports/{import_id}", response=ImportOut)
+@router.get("/imports/{import_id}", response={200: ImportOut, **errors(400, 401, 403, 404)})
 def get_import(request: HttpRequest, import_id: int) -> Any:
     _reader(request)
     record = BundleImport.objects.filter(pk=import_id).select_related("version").first()
@@ -171,7 +215,7 @@ def get_import(request: HttpRequest, import_id: int) -> Any:
     return _import(record)
 
 
-@router.get("/versions", response=list[dict[str, Any]])
+@router.get("/versions", response={200: list[VersionOut], **errors(401, 403)})
 def versions(request: HttpRequest) -> Any:
     _reader(request)
     return [
@@ -180,7 +224,7 @@ def versions(request: HttpRequest) -> Any:
     ]
 
 
-@router.post("/fees", response=dict)
+@router.post("/fees", response={200: dict[str, Any], **errors(400, 401, 403, 404)})
 def compute_fee(request: HttpRequest, payload: FeeIn) -> Any:
     """The toll of a trip, by the tariff version in force at its entry time
     (now when not given)."""

@@ -3,11 +3,14 @@
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Schema
 from ninja.security import HttpBearer
 
+from etcnet.core.errors import Forbidden, NotFound
+from etcnet.core.schemas import errors
+from etcnet.core.validators import gettext_noop
 from etcnet.network import selectors as network_selectors
 from etcnet.tolling import services
 from etcnet.tolling.models import Terminal
@@ -16,7 +19,7 @@ from etcnet.tolling.models import Terminal
 class TerminalAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Terminal | None:
         terminal_id, _, secret = token.partition(".")
-        if not terminal_id or not secret:
+        if not terminal_id or not secret or "\x00" in token:
             return None
         return services.authenticate(terminal_id, secret)
 
@@ -35,7 +38,7 @@ class UploadOut(Schema):
     server_time: str
 
 
-@router.post("/uploads", response=UploadOut)
+@router.post("/uploads", response={200: UploadOut, **errors(400, 401, 409)})
 def upload(request: HttpRequest, payload: UploadIn) -> Any:
     """Exit transactions from a terminal, each answered `accepted`, `duplicate`,
     `rejected` (with the §6.2 dispute code) or `conflict`. The same upload key
@@ -50,7 +53,7 @@ class LoginIn(Schema):
     password: str
 
 
-@router.post("/logins")
+@router.post("/logins", response={200: dict[str, Any], **errors(400, 401, 403, 429)})
 def login(request: HttpRequest, payload: LoginIn) -> Any:
     """A collector or station master signing in at this terminal: 200 with their
     roles and password verifier (for the terminal's offline sign-in), or 403
@@ -60,13 +63,17 @@ def login(request: HttpRequest, payload: LoginIn) -> Any:
         terminal, username=payload.username[:150], password=payload.password[:200], request=request
     )
     if found is None:
-        return HttpResponse(
-            b'{"code": "login_refused"}', status=403, content_type="application/json"
+        raise Forbidden(
+            gettext_noop(
+                "Wrong username or password, or the user is neither a collector nor a "
+                "station master."
+            ),
+            code="login_refused",
         )
     return {**found, "server_time": timezone.now().isoformat()}
 
 
-@router.get("/downloads/station")
+@router.get("/downloads/station", response={200: dict[str, Any], **errors(401)})
 def station_data(request: HttpRequest) -> Any:
     """The terminal's station and the lanes it may work (enabled or not, so the
     terminal can say why a lane is unavailable)."""
@@ -96,7 +103,7 @@ def station_data(request: HttpRequest) -> Any:
     }
 
 
-@router.get("/downloads/tariff")
+@router.get("/downloads/tariff", response={200: dict[str, Any], **errors(401)})
 def tariff(request: HttpRequest) -> Any:
     """The tariff version in force and the minimum fees from every station to
     this terminal's station (what its exits charge when the path is unknown)."""
@@ -150,7 +157,7 @@ def tariff(request: HttpRequest) -> Any:
     }
 
 
-@router.get("/downloads/status-list/plan")
+@router.get("/downloads/status-list/plan", response={200: dict[str, Any], **errors(400, 401)})
 def status_list_plan(request: HttpRequest, held: str = "") -> Any:
     """What to download to be current (docs/lists.md): with `held` the version
     the terminal holds, the increments after it; `full_needed` when it must
@@ -172,7 +179,18 @@ def status_list_plan(request: HttpRequest, held: str = "") -> Any:
     }
 
 
-@router.get("/downloads/status-list/{kind}/{number}")
+@router.get(
+    "/downloads/status-list/{kind}/{number}",
+    response=errors(401, 404),
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The signed version file",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
 def status_list_file(request: HttpRequest, kind: str, number: str) -> Any:
     """A version file: `increment/<number>` or `full/<number>` (`full/latest`)."""
     from django.http import FileResponse
@@ -184,7 +202,7 @@ def status_list_file(request: HttpRequest, kind: str, number: str) -> Any:
     if kind == "full":
         versions = versions.exclude(full_file="")
     elif kind != "increment":
-        return HttpResponse(b'{"code": "not_found"}', status=404, content_type="application/json")
+        raise NotFound(gettext_noop("Version file not found."))
     version = (
         versions.order_by("-number").first()
         if number == "latest"
@@ -192,11 +210,11 @@ def status_list_file(request: HttpRequest, kind: str, number: str) -> Any:
     )
     path = version_path(version, full=kind == "full") if version else None
     if path is None or not path.exists():
-        return HttpResponse(b'{"code": "not_found"}', status=404, content_type="application/json")
+        raise NotFound(gettext_noop("Version file not found."))
     return FileResponse(path.open("rb"), content_type="application/zip", filename=path.name)
 
 
-@router.get("/downloads/verifiers")
+@router.get("/downloads/verifiers", response={200: dict[str, Any], **errors(401)})
 def verifiers(request: HttpRequest) -> Any:
     """Password verifiers of this station's collectors and station masters (their
     station membership), for the terminal's offline login: Django's own salted
