@@ -69,10 +69,12 @@ def application_payload(application: Application, user: Any) -> dict[str, Any]:
             "height": doc.height,
             "sha256": doc.sha256,
             "uploaded_at": doc.uploaded_at,
-            "url": reverse("issuance:document", args=[application.pk, doc.kind]),
-            "thumbnail_url": reverse(
-                "issuance:document_thumbnail", args=[application.pk, doc.kind]
-            ),
+            # The photos are personal data in full: no link for a role that
+            # sees it masked (the auditor reveals one on the page, audited).
+            "url": reverse("issuance:document", args=[application.pk, doc.kind]) if clear else "",
+            "thumbnail_url": reverse("issuance:document_thumbnail", args=[application.pk, doc.kind])
+            if clear
+            else "",
         }
         for doc in application.documents.all().order_by("id")
     ]

@@ -453,6 +453,42 @@ def upload_documents(
     return documents
 
 
+def reveal_document(
+    application_id: int, *, kind: str, reason: str, actor: Any
+) -> ApplicationDocument:
+    """An auditor's explicit look at one document photo, which his role otherwise
+    sees masked (refused). The reason is required. Audits
+    `issuance.document_revealed`: who (the actor), what (application, kind, the
+    photo's sha256) and why (the reason). Changes nothing else."""
+    if not has_role(actor, Role.AUDITOR):
+        raise Forbidden()
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "reason",
+                    "required",
+                    gettext_noop("Give the reason for revealing the photo; it is recorded."),
+                )
+            ]
+        )
+    if len(reason) > 200:
+        raise InvalidInput(issues=[FieldIssue("reason", "too_long", domain.TOO_LONG, {"max": 200})])
+    with transaction.atomic(durable=True):
+        application = selectors.get_application(application_id, viewer=actor)
+        document = application.documents.filter(kind=kind).first()
+        if document is None:
+            raise NotFound(gettext_noop("Document not found."))
+        audit.record(
+            actor=actor,
+            action="issuance.document_revealed",
+            subject=application,
+            after={"kind": kind, "sha256": document.sha256, "reason": reason},
+        )
+    return document
+
+
 class PlateTaken(Exception):
     """The live-plate unique index refused the vehicle: another approval won."""
 

@@ -34,5 +34,10 @@ urlpatterns = [
         views.document_thumbnail,
         name="document_thumbnail",
     ),
+    path(
+        "applications/<int:application_id>/documents/<str:kind>/reveal/",
+        views.document_reveal,
+        name="document_reveal",
+    ),
     path("customers/lookup/", views.customer_lookup, name="customer_lookup"),
 ]

@@ -33,7 +33,13 @@ from etcnet.core.errors import DomainError, InvalidInput
 from etcnet.core.masking import mask_name, mask_phone
 from etcnet.core.roles import Role, may_see_personal_data, role_required
 from etcnet.issuance import domain, selectors, services
-from etcnet.issuance.models import Application, ApplicationStatus, Customer, DocumentKind
+from etcnet.issuance.models import (
+    Application,
+    ApplicationDocument,
+    ApplicationStatus,
+    Customer,
+    DocumentKind,
+)
 from etcnet.issuance.services import CUSTOMER_FIELDS, VEHICLE_FIELDS
 
 CLERK = (Role.ISSUANCE_CLERK,)
@@ -488,13 +494,7 @@ def customer_change(request: HttpRequest, application_id: int) -> HttpResponse:
     return redirect(f"{reverse('issuance:list')}?status={ApplicationStatus.REVIEW}")
 
 
-def _document_response(
-    request: HttpRequest, application_id: int, kind: str, *, thumbnail: bool
-) -> HttpResponseBase:
-    application = selectors.get_application(application_id, viewer=request.user)
-    document = application.documents.filter(kind=kind).first()
-    if document is None:
-        raise Http404()
+def _file_response(document: ApplicationDocument, *, thumbnail: bool) -> HttpResponseBase:
     field = document.thumbnail if thumbnail else document.file
     response = FileResponse(field.open("rb"), content_type=document.content_type)
     response["Cache-Control"] = "private, no-store"
@@ -502,12 +502,54 @@ def _document_response(
     return response
 
 
+def _document_response(
+    request: HttpRequest, application_id: int, kind: str, *, thumbnail: bool
+) -> HttpResponseBase:
+    # ID and licence photos are personal data in full: a role that sees it masked
+    # (the auditor) gets them only through the audited reveal below.
+    if not may_see_personal_data(request.user):
+        return TemplateResponse(
+            request,
+            "core/forbidden.html",
+            {
+                "message": _(
+                    "Document photos show personal data: reveal one with a reason, "
+                    "which is recorded."
+                )
+            },
+            status=403,
+        )
+    application = selectors.get_application(application_id, viewer=request.user)
+    document = application.documents.filter(kind=kind).first()
+    if document is None:
+        raise Http404()
+    return _file_response(document, thumbnail=thumbnail)
+
+
 @role_required(*READERS)
 def document(request: HttpRequest, application_id: int, kind: str) -> HttpResponseBase:
-    """A document photo: personal data, so only behind the role check."""
+    """A document photo: personal data, so only for the roles that may see it."""
     return _document_response(request, application_id, kind, thumbnail=False)
 
 
 @role_required(*READERS)
 def document_thumbnail(request: HttpRequest, application_id: int, kind: str) -> HttpResponseBase:
     return _document_response(request, application_id, kind, thumbnail=True)
+
+
+@role_required(Role.AUDITOR)
+@require_POST
+def document_reveal(request: HttpRequest, application_id: int, kind: str) -> HttpResponseBase:
+    """An auditor's explicit, audited look at one document photo (with a reason)."""
+    try:
+        found = services.reveal_document(
+            application_id, kind=kind, reason=request.POST.get("reason", ""), actor=request.user
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+        for issue in error.issues:
+            messages.error(request, issue.message)
+        if error.status == 404:
+            raise Http404() from None
+        return redirect("issuance:detail", application_id)
+    return _file_response(found, thumbnail=False)

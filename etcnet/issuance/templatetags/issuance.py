@@ -24,6 +24,7 @@ ACTION_LABELS = {
     "issuance.customer_change_requested": _("Customer's name or phone change sent for review"),
     "issuance.customer_change_accepted": _("Customer's change accepted by the customer's outlet"),
     "issuance.customer_change_refused": _("Customer's change refused by the customer's outlet"),
+    "issuance.document_revealed": _("Photo revealed to an auditor, with a reason"),
 }
 
 
