@@ -134,7 +134,7 @@ def test_renew_suspend_obu_and_bank_forms(clerk, stock, approved):
 def test_an_interrupted_top_up_is_finished_from_the_card_page(clerk, stock, approved, monkeypatch):
     from etcnet.cards import devices, services
     from etcnet.cards.models import TopUp
-    from etcnet.cards.tests.test_services import PulledOut
+    from etcnet.cards.tests.services import PulledOut
 
     binding = services.issue(
         approved.pk, card_no=CARD_NOS[0], contract_no=OBU_NOS[0], card_type=22, actor=clerk
