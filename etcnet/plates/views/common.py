@@ -19,10 +19,7 @@ from etcnet.core import ratelimit
 from etcnet.core.errors import DomainError
 from etcnet.core.masking import mask_phone
 from etcnet.plates import auth, captchas, domain
-from etcnet.plates.models import (
-    PlateAccount,
-    Step,
-)
+from etcnet.plates.models import PlateAccount, Step
 
 STEP_URLS = {
     Step.NOTICE: "plates:notice",

@@ -23,10 +23,7 @@ from etcnet.plates.models import (
     PlateKind,
     VehicleOffice,
 )
-from etcnet.plates.views.common import (
-    failed,
-    page,
-)
+from etcnet.plates.views.common import failed, page
 
 # --- The center operator ----------------------------------------------------------------
 

@@ -17,15 +17,8 @@ from etcnet.core.errors import DomainError
 from etcnet.core.masking import mask_phone
 from etcnet.core.roles import Role, role_required
 from etcnet.plates import selectors, services
-from etcnet.plates.models import (
-    Selection,
-    UserType,
-)
-from etcnet.plates.views.common import (
-    choices,
-    failed,
-    page,
-)
+from etcnet.plates.models import Selection, UserType
+from etcnet.plates.views.common import choices, failed, page
 
 # --- The vehicle office -----------------------------------------------------------------
 

@@ -22,12 +22,7 @@ from etcnet.core.errors import DomainError
 from etcnet.core.masking import mask_phone
 from etcnet.core.validators import gettext_noop
 from etcnet.plates import auth, captchas, domain, flow, selectors, services
-from etcnet.plates.models import (
-    NumberPool,
-    PoolStatus,
-    Step,
-    UserType,
-)
+from etcnet.plates.models import NumberPool, PoolStatus, Step, UserType
 from etcnet.plates.views.common import (
     STEP_URLS,
     check_captcha,

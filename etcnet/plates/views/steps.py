@@ -18,13 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from etcnet.core.errors import DomainError, InvalidInput
 from etcnet.plates import captchas, domain, flow, selectors
 from etcnet.plates.forms_pdf import registration_form
-from etcnet.plates.models import (
-    PlateKind,
-    Selection,
-    SelectionSession,
-    Step,
-    VehicleOffice,
-)
+from etcnet.plates.models import PlateKind, Selection, SelectionSession, Step, VehicleOffice
 from etcnet.plates.views.common import (
     STEP_URLS,
     check_captcha,
