@@ -182,6 +182,13 @@ class LoginIn(Schema):
     password: str
 
 
+class JsonRequired(DomainError):
+    # 400, not 415: the one error body and status set every operation declares.
+    status = 400
+    code = "json_required"
+    template = gettext_noop("Send the request body as JSON (Content-Type: application/json).")
+
+
 class SessionOut(Schema):
     username: str
     roles: list[str]
@@ -192,7 +199,12 @@ class SessionOut(Schema):
 def api_login(request: HttpRequest, payload: LoginIn) -> dict[str, Any]:
     """Start a session (cookie) for scripts; unsafe calls then send X-CSRFToken.
 
-    Failed logins are throttled exactly as on the login page."""
+    Failed logins are throttled exactly as on the login page. Only a JSON body
+    is taken (400 `json_required` otherwise): a cross-site HTML form can post
+    form-encoded or text/plain bodies, never application/json, so no other site
+    can log a browser in (login CSRF)."""
+    if request.content_type != "application/json":
+        raise JsonRequired()
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None:
         raise DomainError(gettext_noop("Wrong username or password."), code="login_failed")

@@ -195,11 +195,27 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Failed logins: after AXES_FAILURE_LIMIT failures for one username from one
-# address, that pair is locked out for AXES_COOLOFF_MINUTES.
+# Failed logins: after AXES_FAILURE_LIMIT failures for one username (from any
+# address) or from one address (for any username), that username or address is
+# locked out for AXES_COOLOFF_MINUTES — a password guesser cannot spread its
+# tries over many addresses, nor over many usernames.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The client's address: REMOTE_ADDR, unless the center runs behind our own
+# reverse proxies: ETCNET_TRUSTED_PROXY_HEADER names the header they set (e.g.
+# X-Forwarded-For) and ETCNET_TRUSTED_PROXY_COUNT how many there are. Without
+# it a client's X-Forwarded-For is ignored (it could be spoofed).
+ETCNET_TRUSTED_PROXY_HEADER = env_str("ETCNET_TRUSTED_PROXY_HEADER", "")
+ETCNET_TRUSTED_PROXY_COUNT = env_int("ETCNET_TRUSTED_PROXY_COUNT", 1)
+AXES_CLIENT_IP_CALLABLE = "etcnet.core.middleware.client_ip"
+# The same, for django-ipware if it is ever installed (axes 8 names).
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_" + ETCNET_TRUSTED_PROXY_HEADER.upper().replace("-", "_"), "REMOTE_ADDR")
+    if ETCNET_TRUSTED_PROXY_HEADER
+    else ("REMOTE_ADDR",)
+)
+AXES_IPWARE_PROXY_COUNT = ETCNET_TRUSTED_PROXY_COUNT if ETCNET_TRUSTED_PROXY_HEADER else None
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "etcnet.core.views.lockout_response"
 AXES_VERBOSE = False

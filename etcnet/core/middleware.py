@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import re
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,33 @@ _VALID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def current_request_id() -> str:
     return _request_id.get()
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address for login throttling (django-axes) and logs.
+
+    REMOTE_ADDR, unless ETCNET_TRUSTED_PROXY_HEADER names the header that our own
+    reverse proxies set (e.g. X-Forwarded-For): then the address our outermost
+    trusted proxy saw — the ETCNET_TRUSTED_PROXY_COUNT-th entry from the right,
+    since each proxy appends what it saw and a client can only prepend. A
+    missing or malformed header falls back to REMOTE_ADDR, so a client never
+    chooses the address it is counted under."""
+    from django.conf import settings
+
+    remote = request.META.get("REMOTE_ADDR") or None
+    header = getattr(settings, "ETCNET_TRUSTED_PROXY_HEADER", "")
+    if not header:
+        return remote
+    raw = request.META.get("HTTP_" + header.upper().replace("-", "_"), "")
+    entries = [part.strip() for part in raw.split(",") if part.strip()]
+    count = max(1, int(getattr(settings, "ETCNET_TRUSTED_PROXY_COUNT", 1)))
+    if len(entries) < count:
+        return remote
+    candidate = entries[-count]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
 
 
 class RequestIdMiddleware:
