@@ -270,7 +270,9 @@ ETCNET_LIST_TRUSTED_KEYS = [
     k.strip() for k in env_str("ETCNET_LIST_TRUSTED_KEYS", "").split(",") if k.strip()
 ]
 ETCNET_LIST_PUBLISHER = env_str("ETCNET_LIST_PUBLISHER", "etcnet-center")
-ETCNET_LIST_IMPORT_UNSIGNED = env_bool("ETCNET_LIST_IMPORT_UNSIGNED", True)
+# Off by default: an unsigned file could come from anyone. Turn it on only for
+# a counterpart that cannot sign yet (tests that import unsigned files set it).
+ETCNET_LIST_IMPORT_UNSIGNED = env_bool("ETCNET_LIST_IMPORT_UNSIGNED", False)
 # Increments are kept this many days; a terminal further behind takes a full version.
 ETCNET_LIST_KEEP_DAYS = env_int("ETCNET_LIST_KEEP_DAYS", 7)
 

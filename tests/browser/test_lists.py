@@ -54,7 +54,9 @@ def test_operator_finds_a_listed_card_imports_a_file_and_publishes(
     url: Callable[[str], str],
     snap: Any,
     tmp_path: Path,
+    settings: Any,
 ) -> None:
+    settings.ETCNET_LIST_IMPORT_UNSIGNED = True  # the file imported below is unsigned
     page: Page = request.getfixturevalue(viewport)
     tour = Tour(page, snap)
     cards.report_loss(card.card_no, reason="车主挂失", actor=clerk)

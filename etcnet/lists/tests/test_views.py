@@ -60,7 +60,10 @@ def list_file(kind: str, version: str) -> bytes:
     return out.getvalue()
 
 
-def test_an_operator_imports_a_file_and_reads_its_report(client: Client, operator: Any) -> None:
+def test_an_operator_imports_a_file_and_reads_its_report(
+    client: Client, operator: Any, settings: Any
+) -> None:
+    settings.ETCNET_LIST_IMPORT_UNSIGNED = True  # the file below is unsigned
     client.force_login(operator)
     assert client.post("/lists/import/", {}).status_code == 400
     done = client.post(
