@@ -32,8 +32,12 @@ lint: $(STAMP)
 	$(BIN)/python -m etcnet.core.messages --check
 	$(BIN)/etcnet makemigrations --check --dry-run >/dev/null || { echo "models and migrations differ: run etcnet makemigrations"; exit 1; }
 
+## The tests run in parallel: PYTEST_WORKERS processes (pytest-xdist), each with its
+## own test database; tests marked xdist_group share one worker. PYTEST_WORKERS=0
+## runs them in this one process.
+PYTEST_WORKERS ?= 3
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## Debian's chromium (and a CJK font for readable screenshots) for the Playwright
 ## browser tests; Playwright's own browser download does not work here.

@@ -9,16 +9,28 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import TestCase
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from etcnet.core.sms import MemorySmsSender
 from etcnet.issuance import samples, services
 from etcnet.issuance.models import Application, Outlet, OutletMembership
+
+# A loaded machine (parallel workers, CI) runs an example slower than Hypothesis'
+# 200 ms deadline now and then: the properties are about answers, not speed.
+hypothesis_settings.register_profile(
+    "etcnet", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("etcnet")
 
 
 @pytest.fixture(autouse=True)
 def _isolated(settings: Any, tmp_path: Any) -> Any:
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ETCNET_LIST_DIR = tmp_path / "lists"
+    # Emulated cards are files named by card number: one folder per test, so
+    # parallel workers (pytest -n) never share one.
+    settings.ETCNET_CARD_DIR = tmp_path / "cards"
     settings.ETCNET_LIST_KEY_FILE = tmp_path / "keys" / "status-list-ed25519.pem"
     settings.ETCNET_SMS_SENDER = "etcnet.core.sms.MemorySmsSender"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -21,7 +21,14 @@ from etcnet.core.roles import Role
 # would otherwise refuse to run in the fixtures and helpers of these tests.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("ETCNET_CHROMIUM", "/usr/bin/chromium")
@@ -37,8 +44,21 @@ CHROMIUM_ARGS = [
 ]
 HANDHELD = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-# Short: the live server answers locally; a wait this long means a bug.
-TIMEOUT_MS = 10_000
+# Every wait (an action's element, a navigation, an `expect`) waits for what it
+# needs, up to this long: generous, because a loaded machine (parallel workers,
+# CI) can take seconds over one page; a test that passes never waits it out.
+# ETCNET_BROWSER_TIMEOUT_MS sets another.
+TIMEOUT_MS = int(os.environ.get("ETCNET_BROWSER_TIMEOUT_MS", "30000"))
+# `expect(...)` has its own default (5 s), which the context's does not change.
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+def submit(page: Page, selector: str = "main form button.primary") -> Response | None:
+    """Clicks a submit button (or a link) and waits for the page it leads to, never
+    for a fixed time; returns that page's response."""
+    with page.expect_navigation() as navigation:
+        page.locator(selector).first.click()
+    return navigation.value
 
 
 @pytest.fixture(autouse=True)

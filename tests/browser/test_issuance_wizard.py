@@ -26,6 +26,7 @@ from etcnet.issuance.models import (
     Vehicle,
     VehicleStatus,
 )
+from tests.browser.conftest import submit  # the other browser tests import it from here
 
 pytestmark = pytest.mark.browser
 
@@ -91,12 +92,6 @@ class Tour:
         if width > allowed:
             culprits = ", ".join(self.page.evaluate(CULPRITS_JS))
             self.overflow[step] = f"{width}px wide ({culprits})"
-
-
-def submit(page: Page, selector: str = "main form button.primary") -> None:
-    """Clicks a submit button and waits for the page it leads to."""
-    with page.expect_navigation():
-        page.locator(selector).first.click()
 
 
 def write_photos(folder: Path, *kinds: str) -> dict[str, Path]:

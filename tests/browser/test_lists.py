@@ -18,7 +18,8 @@ from etcnet.lists import services as lists
 from etcnet.lists.models import ListEntry, ListVersion
 from etcnet.lists.versionfile import Line, Manifest, write_version
 from etcnet.tolling.tests.conftest import card  # noqa: F401  (fixture)
-from tests.browser.test_issuance_wizard import Tour, submit
+from tests.browser.conftest import submit
+from tests.browser.test_issuance_wizard import Tour
 
 pytestmark = pytest.mark.browser
 
@@ -92,8 +93,7 @@ def test_operator_finds_a_listed_card_imports_a_file_and_publishes(
     assert ListEntry.objects.filter(source="import:000000").count() == 1
 
     page.goto(url("/lists/"))
-    page.click("[data-testid=publish]")
-    page.wait_for_load_state("load")
+    submit(page, "[data-testid=publish]")
     latest = ListVersion.objects.order_by("-number").first()
     assert latest is not None
     assert latest.full_file

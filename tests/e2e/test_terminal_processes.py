@@ -23,12 +23,17 @@ from etcnet.smartcard import ops
 from etcnet.smartcard.transport import open_emulated
 from tests.terminal_process import (
     ROOT,
+    UNDER_FAKETIME,
     TerminalPages,
     etcnet,
     free_port,
     start_terminal,
     stop,
     wait_up,
+)
+
+pytestmark = pytest.mark.skipif(
+    UNDER_FAKETIME, reason="terminal processes hang under libfaketime: tests/terminal_process.py"
 )
 
 CARD = "61010000000000000001"
