@@ -3,11 +3,12 @@
     etcnet crypto derive --alg {3des,sm4} --master HEX --factor HEX [--factor HEX ...]
     etcnet crypto purchase --alg {3des,sm4} --dpk HEX --dtk HEX --random HEX --atc HEX
         --terminal-seq HEX --amount FEN --trans-type HEX --terminal HEX --time YYYYMMDDhhmmss
-    etcnet card show FILE
+    etcnet card show FILE [--reveal]
 
 Output is upper-case hex (``derive``) or one JSON object; exit status 0, or 2 with a
 message on stderr for bad hex, a wrong key length, a missing argument or an
-unreadable file. ``card show`` never prints key material.
+unreadable file. ``card show`` never prints key material, and masks the holder's
+name and ID number unless ``--reveal``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import datetime
 import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from etcnet.core.cliutil import EXIT_USAGE
 from etcnet.core.cliutil import Parser as _Parser
 from etcnet.core.cliutil import ParserExit as _Exit
+from etcnet.core.masking import mask_id_number, mask_name
 from etcnet.smartcard import crypto
 from etcnet.smartcard.apdu import from_hex
 from etcnet.smartcard.codec import hexu
@@ -134,6 +136,11 @@ def card_main(argv: Sequence[str], out: TextIO) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     show = sub.add_parser("show", help="decode a device state file (keys are never shown)", out=out)
     show.add_argument("file")
+    show.add_argument(
+        "--reveal",
+        action="store_true",
+        help="show the holder's name and ID number in full (masked by default)",
+    )
     try:
         args = parser.parse_args(list(argv))
     except _Exit as exit_:
@@ -142,5 +149,24 @@ def card_main(argv: Sequence[str], out: TextIO) -> int:
         device = load_device(args.file)
     except StateFileError as error:
         return _usage("etcnet card show", str(error))
-    out.write(json.dumps(device.describe(), ensure_ascii=False, indent=2) + "\n")
+    described = device.describe()
+    if not args.reveal:
+        described = _masked(described)
+    out.write(json.dumps(described, ensure_ascii=False, indent=2) + "\n")
     return EXIT_OK
+
+
+def _masked(described: dict[str, Any]) -> dict[str, Any]:
+    """The holder's personal data (0016: name, ID number) masked as in every list
+    and log; an engineer sees it only by asking with ``--reveal``."""
+    holder = described.get("file_0016")
+    if not isinstance(holder, dict):
+        return described
+    return {
+        **described,
+        "file_0016": {
+            **holder,
+            "name": mask_name(holder.get("name")),
+            "id_number": mask_id_number(holder.get("id_number")),
+        },
+    }

@@ -160,7 +160,7 @@ def test_card_show_decodes_a_card_without_keys(tmp_path: Path) -> None:
     assert shown["card_no"] == "43011900232500052902"
     assert shown["balance_fen"] == 1234
     assert shown["file_0015"]["plate"] == "湘A12345"
-    assert shown["file_0016"]["name"] == "张三"
+    assert shown["file_0016"]["name"] == "张*"
     assert (shown["offline_atc"], shown["online_atc"], shown["log"]) == (0, 0, [])
     for key in (card.keys.dpk, card.keys.dlk, card.keys.dtk, card.keys.damk):
         assert key.hex().upper() not in output
@@ -244,3 +244,24 @@ def test_card_show_of_a_blank_unit_and_after_a_purchase(tmp_path: Path) -> None:
             "when": "2024-05-01T08:30:15",
         }
     ]
+
+
+def test_card_show_masks_the_holder_unless_revealed(tmp_path: Path) -> None:
+    card = issue_card(tmp_path, balance=0)
+    holder = json.loads(run(card_main, "show", "--reveal", str(card.path))[1])["file_0016"]
+
+    status, output = run(card_main, "show", str(card.path))
+
+    assert status == 0
+    masked = json.loads(output)["file_0016"]
+    assert holder["name"] == "张三"
+    assert len(holder["id_number"]) > 8
+    assert (masked["name"], masked["id_number"]) == (
+        "张*",
+        holder["id_number"][:4] + "*" * (len(holder["id_number"]) - 8) + holder["id_number"][-4:],
+    )
+    assert holder["name"] not in output
+    assert holder["id_number"] not in output
+    assert {k: v for k, v in masked.items() if k not in ("name", "id_number")} == {
+        k: v for k, v in holder.items() if k not in ("name", "id_number")
+    }
