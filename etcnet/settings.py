@@ -307,8 +307,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One handler, on the root logger; etcnet and django propagate to it. A
+    # handler on a logger as well as on the root prints each line twice — and
+    # waitress' serve() calls logging.basicConfig(), which adds a root handler
+    # whenever the root has none.
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "etcnet": {"handlers": ["console"], "level": env_str("ETCNET_LOG_LEVEL", "INFO")},
-        "django": {"handlers": ["console"], "level": "WARNING"},
+        "etcnet": {"level": env_str("ETCNET_LOG_LEVEL", "INFO")},
+        "django": {"level": "WARNING"},
     },
 }

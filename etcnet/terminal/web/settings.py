@@ -71,3 +71,17 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# One handler, on the root logger (as the center's settings): a logger with its
+# own handler besides the root's, which waitress' logging.basicConfig() adds,
+# would print every line twice.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "etcnet": {"level": os.environ.get("ETCNET_LOG_LEVEL", "INFO")},
+        "django": {"level": "WARNING"},
+    },
+}
