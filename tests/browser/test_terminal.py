@@ -6,7 +6,6 @@ in cash. The terminal runs as its own process against the live center."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -103,11 +102,9 @@ def no_overflow(page: Page) -> None:
 
 
 def synced(base: str) -> None:
-    pages = TerminalPages(int(base.rsplit(":", 1)[1]))
-    deadline = time.monotonic() + 20
-    while pages.status()["waiting"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert pages.status()["waiting"] == 0
+    """Waits until the terminal has uploaded everything (as long as a loaded
+    machine needs, no longer)."""
+    TerminalPages(int(base.rsplit(":", 1)[1])).wait_synced()
 
 
 def test_seed_002_single_card_with_station_hex_and_station_master(
