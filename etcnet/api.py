@@ -5,6 +5,7 @@ Every error has one shape: {"code", "message", "errors": [{"field", "code",
 "message"}]}, in the caller's language (Accept-Language), with a stable code.
 """
 
+import datetime as dt
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 from etcnet.cards.api import router as cards_router
 from etcnet.core.errors import DomainError, FieldIssue, InvalidInput
 from etcnet.core.roles import roles_of
-from etcnet.core.schemas import errors
+from etcnet.core.schemas import date_issue, errors
 from etcnet.core.validators import gettext_noop
 from etcnet.issuance.api import router as issuance_router
 from etcnet.network.api import router as network_router
@@ -125,56 +126,56 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(request, body, status=exc.status_code)
 
 
-def _nul_fields(value: object, name: str) -> Iterator[str]:
-    """The fields of a parsed input whose text holds a NUL character."""
+def _unstorable(value: object, name: str) -> Iterator[FieldIssue]:
+    """The fields of a parsed input that no service could store: text with a
+    NUL character (PostgreSQL keeps none), a date or time out of range."""
     if isinstance(value, str):
         if "\x00" in value:
-            yield name or "body"
+            yield FieldIssue(
+                name or "body",
+                "invalid_character",
+                gettext_noop("This value holds a character that is not allowed."),
+            )
+    elif isinstance(value, dt.date):
+        issue = date_issue(name or "body", value)
+        if issue is not None:
+            yield issue
     elif isinstance(value, BaseModel):
         for key in type(value).model_fields:
-            yield from _nul_fields(getattr(value, key), f"{name}.{key}" if name else key)
+            yield from _unstorable(getattr(value, key), f"{name}.{key}" if name else key)
     elif isinstance(value, dict):
         for key, item in value.items():
             label = f"{name}.{key}" if name else str(key)
-            yield from _nul_fields(key, label)
-            yield from _nul_fields(item, label)
+            yield from _unstorable(key, label)
+            yield from _unstorable(item, label)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _nul_fields(item, f"{name}.{index}" if name else str(index))
+            yield from _unstorable(item, f"{name}.{index}" if name else str(index))
     elif isinstance(value, UploadedFile):
-        yield from _nul_fields(value.name or "", name)
+        yield from _unstorable(value.name or "", name)
 
 
-def refuse_nul_characters(view: Callable[..., Any]) -> Callable[..., Any]:
-    """No text reaches a service with a NUL character in it: PostgreSQL stores
-    none (it would answer 500) and no field of ours has a use for one. Applied
-    to every operation after ninja parsed its input; the error names each field."""
+def refuse_unstorable_input(view: Callable[..., Any]) -> Callable[..., Any]:
+    """No input reaches a service with a NUL character in its text or a date
+    out of range (each answered 500, on PostgreSQL or on both databases);
+    no field of ours has a use for either. Applied to every operation after
+    ninja parsed its input; the error names each field."""
 
     @functools.wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        fields = []
+        issues: dict[str, FieldIssue] = {}
         for param, value in kwargs.items():
             # A body or query schema's fields are named as the caller sent them.
-            for field in _nul_fields(value, "" if param in _SCHEMA_PARAMS else param):
-                if field not in fields:
-                    fields.append(field)
-        if fields:
-            raise InvalidInput(
-                issues=[
-                    FieldIssue(
-                        field,
-                        "invalid_character",
-                        gettext_noop("This value holds a character that is not allowed."),
-                    )
-                    for field in fields
-                ]
-            )
+            for issue in _unstorable(value, "" if param in _SCHEMA_PARAMS else param):
+                issues.setdefault(issue.field, issue)
+        if issues:
+            raise InvalidInput(issues=list(issues.values()))
         return view(request, *args, **kwargs)
 
     return checked
 
 
-api.add_decorator(refuse_nul_characters)
+api.add_decorator(refuse_unstorable_input)
 
 
 class LoginIn(Schema):

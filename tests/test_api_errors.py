@@ -16,11 +16,12 @@ from django.test import Client
 
 from etcnet.api import api
 from etcnet.cards.models import Batch
-from etcnet.cards.tests.conftest import _vault  # noqa: F401  (fixtures)
+from etcnet.cards.tests.conftest import _vault, approved, stock  # noqa: F401  (fixtures)
 from etcnet.core.models import AuditEvent
 from etcnet.issuance.models import Application
 from etcnet.network.models import BundleImport, TariffVersion
-from etcnet.tolling.tests.conftest import terminal, tianjin  # noqa: F401  (fixtures)
+from etcnet.tolling.tests.conftest import card, terminal, tianjin  # noqa: F401  (fixtures)
+from etcnet.tolling.tests.test_ingest import client_for, purchase, record
 
 DEMO = Path(__file__).resolve().parents[1] / "etcnet" / "network" / "demo_bundle"
 ERROR_KEYS = {"code", "message", "errors"}
@@ -217,3 +218,92 @@ def test_the_schema_documents_every_error_status_with_the_error_body() -> None:
                 assert error_ref in refs, (label, status)
     login = schema["paths"]["/api/v1/auth/login"]["post"]["responses"]
     assert {400, 429} <= set(login)
+
+
+# --- Dates out of range: converting them to UTC or local time overflowed -------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["date_to=9999-12-31", "date_from=0001-01-01&date_to=9999-12-31"],
+)
+def test_an_application_list_date_out_of_range_is_refused_by_name(query: str, clerk: Any) -> None:
+    response = logged_in(clerk).get(f"/api/v1/issuance/applications?{query}")
+
+    assert response.status_code == 400
+    fields = {e["field"]: e["code"] for e in response.json()["errors"]}
+    assert set(fields.values()) == {"out_of_range"}
+    assert "date_to" in fields
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_fee_entry_time_out_of_range_is_refused_by_name(
+    when: str,
+    operator: Any,
+    tianjin: Any,  # noqa: F811
+) -> None:
+    body = {"exit": "S1201005", "entry": "S1201001", "vehicle_class": 1, "entry_time": when}
+
+    response = post_json(logged_in(operator), "/api/v1/network/fees", body)
+
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        ("entry_time", "out_of_range")
+    ]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00", "9999-12-31T23:59-05:00"])
+def test_an_import_effective_time_out_of_range_is_refused_and_nothing_imported(
+    when: str, operator: Any
+) -> None:
+    files = {path.name: path.read_bytes() for path in DEMO.glob("*.csv")}
+
+    response = logged_in(operator).post(
+        "/api/v1/network/imports", {"bundle": _zip(files), "effective_at": when}
+    )
+
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        ("effective_at", "out_of_range")
+    ]
+    assert not BundleImport.objects.exists()
+    assert not TariffVersion.objects.exists()
+
+
+# --- Terminal records with numbers or times no column holds -------------------
+
+BIG = 2**70
+
+
+@pytest.mark.parametrize(
+    ("overrides", "answer"),
+    [
+        ({"seq": BIG}, ("invalid", "bad_seq")),
+        ({"fee_fen": BIG}, ("rejected", 6)),
+        ({"fee_fen": -BIG}, ("rejected", 6)),
+        ({"lane": BIG}, ("rejected", 6)),
+        ({"trans_type": BIG}, ("rejected", 6)),
+        ({"terminal_trans_seq": BIG}, ("rejected", 6)),
+        ({"exit_time": "0001-01-01T00:00:00+14:00"}, ("rejected", 6)),
+        ({"entry_time": "9999-12-31T23:59:59-14:00"}, ("rejected", 6)),
+    ],
+)
+def test_an_unstorable_record_is_answered_alone_and_the_next_one_accepted(
+    overrides: dict[str, Any],
+    answer: tuple[str, Any],
+    terminal: Any,  # noqa: F811
+    card: Any,  # noqa: F811
+) -> None:
+    bad = record(purchase(terminal, card, 100), **{"seq": 1, **overrides})
+    good = record(purchase(terminal, card, 7149), seq=2)
+
+    response = client_for(terminal).post(
+        "/api/v1/tolling/uploads",
+        {"upload_key": "u1", "records": [bad, good]},
+        content_type="application/json",
+    )
+
+    results = response.json()["results"]
+    assert response.status_code == 200
+    assert (results[0]["result"], results[0]["code"]) == answer
+    assert results[1]["result"] == "accepted"

@@ -10,7 +10,12 @@ An endpoint lists the statuses it can answer with `errors(...)`:
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ninja import Schema
+
+from etcnet.core.errors import FieldIssue
+from etcnet.core.validators import gettext_noop
 
 
 class FieldIssueOut(Schema):
@@ -43,3 +48,23 @@ def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
     if unknown:
         raise ValueError(f"not an API error status: {sorted(unknown)}")
     return dict.fromkeys(statuses, ErrorOut)
+
+
+# Dates and times the API accepts: any real one, and none so far out that
+# converting it to UTC or local time, or a day past it, leaves Python's range
+# (which answered 500).
+EARLIEST = dt.date(1900, 1, 1)
+LATEST = dt.date(2999, 12, 31)
+
+
+def date_issue(field: str, value: dt.date) -> FieldIssue | None:
+    """The problem with a date or datetime outside EARLIEST..LATEST, if any."""
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if EARLIEST <= day <= LATEST:
+        return None
+    return FieldIssue(
+        field,
+        "out_of_range",
+        gettext_noop("Enter a value from {min} to {max}."),
+        {"min": EARLIEST.isoformat(), "max": LATEST.isoformat()},
+    )

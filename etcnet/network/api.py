@@ -13,7 +13,7 @@ from ninja.files import UploadedFile
 
 from etcnet.core.errors import DomainError, FieldIssue, Forbidden, InvalidInput, NotFound
 from etcnet.core.roles import Role, has_role
-from etcnet.core.schemas import ErrorOut, FieldIssueOut, errors
+from etcnet.core.schemas import ErrorOut, FieldIssueOut, date_issue, errors
 from etcnet.core.validators import gettext_noop
 from etcnet.network import selectors, services
 from etcnet.network.engine import FeeError, Payment
@@ -130,6 +130,24 @@ def _import(record: BundleImport) -> dict[str, Any]:
     }
 
 
+def _effective_at(text: str) -> dt.datetime:
+    try:
+        when = parse_local(text)
+    except InvalidInput:
+        when = None
+    issue = date_issue("effective_at", when) if when else None
+    if when is None or issue is not None:
+        raise InvalidInput(
+            issues=[
+                issue
+                or FieldIssue(
+                    "effective_at", "not_a_date", gettext_noop("Enter a date as YYYY-MM-DD.")
+                )
+            ]
+        )
+    return when
+
+
 def _refused(record: BundleImport) -> dict[str, Any]:
     issues = []
     for problem in record.problems:
@@ -192,10 +210,12 @@ def import_bundle(
     request: HttpRequest, bundle: File[UploadedFile], effective_at: Form[str] = ""
 ) -> Any:
     """Imports a .zip of the bundle's CSV files; all or nothing. A refused
-    bundle answers 400 with every problem (file, line, column, code, message)."""
+    bundle answers 400 `bundle_refused`: the error body, one `errors` entry per
+    problem, with the import record (`problems`: file, line, column, code,
+    message). An upload that is not such a zip is a plain 400 error."""
     if not has_role(request.user, Role.CENTER_OPERATOR):
         raise Forbidden()
-    when = parse_local(effective_at) if effective_at else timezone.now()
+    when = _effective_at(effective_at) if effective_at else timezone.now()
     with tempfile.TemporaryDirectory() as folder:
         extract_bundle(bundle, Path(folder))
         record = services.import_bundle(

@@ -275,14 +275,14 @@ def ingest(
 
 def _ingest_record(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, Any]:
     seq = record.get("seq")
-    if not isinstance(seq, int) or seq < 0:
+    if not isinstance(seq, int) or not 0 <= seq < 2**63:
         return {"seq": seq, "result": "invalid", "code": "bad_seq"}
     record_hash = _hash(record)
     stored = TollTransaction.objects.filter(terminal=terminal, seq=seq).first()
     if stored is not None:
         return _replay(stored, record_hash)
     try:
-        fields = _fields(terminal, record)
+        fields = _within_bounds(_fields(terminal, record))
     except (KeyError, TypeError, ValueError) as error:
         fields = None
         problem = str(error)
@@ -365,7 +365,40 @@ def _time(value: Any) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(str(value))
     if parsed.tzinfo is None:
         raise ValueError("times carry their offset")
+    if not 1900 <= parsed.year <= 2999:
+        raise ValueError(f"time out of range: {value}")
     return parsed
+
+
+# What each number's column (and, for money, the card's 4-byte purse) holds;
+# a record past them is unreadable, not a server error.
+_SMALL = (0, 32_767)
+_PURSE = (0, 2**32 - 1)
+_BOUNDS = {
+    "lane_number": _SMALL,
+    "clock_offset_ms": (-(2**31), 2**31 - 1),
+    "plate_color": _SMALL,
+    "vehicle_class": _SMALL,
+    "vehicle_kind": _SMALL,
+    "fee_fen": _PURSE,
+    "discount_fen": _PURSE,
+    "payable_fen": _PURSE,
+    "payment_type": _SMALL,
+    "amount_fen": _PURSE,
+    "trans_type": (0, 255),
+    "terminal_trans_seq": _PURSE,
+    "axles": _SMALL,
+    "total_weight_kg": (0, 2**31 - 1),
+    "weight_limit_kg": (0, 2**31 - 1),
+}
+
+
+def _within_bounds(fields: dict[str, Any]) -> dict[str, Any]:
+    for name, (low, high) in _BOUNDS.items():
+        value = fields.get(name)
+        if isinstance(value, int) and not low <= value <= high:
+            raise ValueError(f"{name} out of range: {value}")
+    return fields
 
 
 def _fields(terminal: Terminal, record: Mapping[str, Any]) -> dict[str, Any]:
