@@ -148,7 +148,9 @@ def test_registration_attempts_per_address_are_limited(
     assert client.post("/plates/register/", {**form(5), "action": "register"}).status_code == 400
 
 
-def test_registration_attempts_per_mobile_are_limited(client: Client, settings: Any) -> None:
+def test_registration_attempts_per_mobile_are_limited(
+    client: Client, clock: Any, settings: Any
+) -> None:
     settings.ETCNET_RATE_REGISTER_PER_MOBILE = (2, 3600)
     for ip in ("10.0.0.1", "10.0.0.2"):
         assert Client(REMOTE_ADDR=ip).post("/plates/register/", form()).status_code == 400
