@@ -246,6 +246,11 @@ def _terminal(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        # A process of its own (not a test calling main): every file it makes
+        # (databases and their -wal/-shm, media, keys, cards, the terminal's
+        # store, list files) is readable by its owner only.
+        os.umask(0o077)
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)

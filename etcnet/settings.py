@@ -73,6 +73,13 @@ DATA_DIR = Path(env_str("ETCNET_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DEBUG = env_bool("DEBUG", False)
 
 
+def _private_dir(path: Path) -> None:
+    """A folder of ours for personal data, created owner-only (0700)."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
 def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY", "")
     if key:
@@ -82,7 +89,7 @@ def _secret_key() -> str:
     key_file = DATA_DIR / "secret_key"
     if key_file.exists():
         return key_file.read_text().strip()
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _private_dir(DATA_DIR)
     key = secrets.token_urlsafe(50)
     key_file.write_text(key)
     key_file.chmod(0o600)
@@ -160,8 +167,25 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+
+
+def _private_sqlite_file(name: str) -> None:
+    """The SQLite file holds personal data: owner-only (0600) before Django opens
+    it, like the key files (SQLite creates the -wal and -shm files with the
+    database file's permissions, whatever the umask); a new DATA_DIR is 0700."""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    _private_dir(path.parent)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for companion in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if companion.exists():
+            companion.chmod(0o600)
+
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _private_dir(DATA_DIR)
+    _private_sqlite_file(str(DATABASES["default"]["NAME"]))
     # WAL lets readers run beside the one writer; IMMEDIATE makes a write
     # transaction take its lock up front instead of failing half-way.
     # Tests use a file too (not the in-memory shared cache, which fails a
@@ -245,6 +269,10 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_URL = "/media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+# Uploaded and generated files (ID and licence photos, vehicle photos) and their
+# folders are readable by the owner only.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 ETCNET_UPLOAD_MAX_BYTES = env_int("ETCNET_UPLOAD_MAX_BYTES", 8 * 1024 * 1024)
 ETCNET_UPLOAD_MAX_PIXELS = env_int("ETCNET_UPLOAD_MAX_PIXELS", 40_000_000)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ __all__ = [
     "backoff_seconds",
     "clock_offset_ms",
     "open_store",
+    "private_file",
 ]
 
 #: The center's per-record answers that end a record's stay in the outbox.
@@ -92,9 +94,24 @@ def backoff_seconds(attempts: int, *, rand: Callable[[], float] = random.random)
     return base * (1.0 + 0.2 * rand())
 
 
+def private_file(path: str | Path) -> None:
+    """Creates the file readable by its owner only (0600), or makes an existing
+    one so, with its SQLite companions: the store holds card numbers, plates and
+    the staff's password verifiers. SQLite creates the -wal and -shm files with
+    the database file's own permissions, whatever the umask, so making the
+    database file private first is enough for the ones still to come."""
+    target = Path(path)
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (target, *(target.with_name(target.name + s) for s in ("-wal", "-shm"))):
+        if name.exists():
+            name.chmod(0o600)
+
+
 def open_store(path: str | Path, schema: str) -> sqlite3.Connection:
     """The terminal's SQLite file, durable: WAL, every commit synced to disk,
-    autocommit outside explicit ``BEGIN``; ``schema`` is created if missing."""
+    autocommit outside explicit ``BEGIN``; ``schema`` is created if missing.
+    The file (and its -wal/-shm) is owner-only (0600)."""
+    private_file(path)
     # check_same_thread off: the terminal's UI threads share one connection
     # under the runtime's lock (etcnet.terminal.web.runtime).
     db = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
