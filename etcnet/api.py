@@ -12,9 +12,11 @@ from typing import Any
 
 from django.contrib.auth import authenticate, login, logout
 from django.core.files.uploadedfile import UploadedFile
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
+from django.urls import URLPattern, URLResolver, re_path
 from django.utils.translation import gettext
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -30,7 +32,22 @@ from etcnet.issuance.api import router as issuance_router
 from etcnet.network.api import router as network_router
 from etcnet.tolling.api import router as tolling_router
 
-api = NinjaAPI(
+
+class EtcnetAPI(NinjaAPI):
+    """The API; a path under it that names no operation answers the error body
+    (404 `not_found`) rather than the site's HTML page."""
+
+    def _get_urls(self) -> list[URLResolver | URLPattern]:
+        return [*super()._get_urls(), re_path(r"^.*$", _unknown_path)]
+
+
+@csrf_exempt
+def _unknown_path(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    body = {"code": "not_found", "message": gettext("Not found."), "errors": []}
+    return JsonResponse(body, status=404, json_dumps_params={"ensure_ascii": False})
+
+
+api = EtcnetAPI(
     title="etcnet center API",
     version="1",
     description="ETC issuance, tolling and clearing. Money is integer fen; times are UTC.",

@@ -159,6 +159,22 @@ def test_repeated_failed_logins_end_in_429_in_the_error_shape(clerk: Any, settin
     assert set(answers[-1].json()) == ERROR_KEYS
 
 
+def test_a_path_that_names_no_operation_is_404_in_the_error_shape(clerk: Any) -> None:
+    # A card number with a slash no longer matches the operation's path.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(clerk)
+    answers = [
+        client.get("/api/v1/cards/cards/6101%2F0001"),
+        post_json(client, "/api/v1/cards/nowhere", {}),
+    ]
+
+    for response in answers:
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["code"] == "not_found"
+        assert set(response.json()) == ERROR_KEYS
+
+
 # --- A refused bundle: 400 with the error shape and its import record ------------
 
 

@@ -64,6 +64,7 @@ class Callers:
         self.auditor = auditor
         self.token = token
         self.statuses: dict[str, set[int]] = defaultdict(set)
+        self.calls: dict[str, int] = defaultdict(int)
 
     def credentials(self, path: str) -> tuple[dict[str, str], dict[str, str]]:
         if path.startswith("/api/v1/tolling/"):
@@ -106,6 +107,8 @@ def callers(
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
+    calls = sum(found.calls.values())
+    print(f"schemathesis: {len(found.calls)} operations, {calls} calls")
     # Every operation was reached past authentication at least once.
     blind = sorted(op for op, seen in found.statuses.items() if not seen - {401, 405})
     assert not blind, f"never past authentication: {blind}"
@@ -141,3 +144,4 @@ def test_api_answers_as_its_schema_says(case: Any, callers: Callers) -> None:
     headers, cookies = callers.credentials(case.operation.path)
     response = case.call_and_validate(headers=headers, cookies=cookies, checks=CHECKS)
     callers.statuses[case.operation.label].add(response.status_code)
+    callers.calls[case.operation.label] += 1
