@@ -149,8 +149,10 @@ def _fold_events(moment: dt.datetime) -> None:
             del open_entries[key]
             if entry.pk is not None:
                 touched[entry.pk] = entry
-    ListEntry.objects.bulk_create(created, batch_size=2000)
+    # Close first: an entry that left and came back in this round is a new open
+    # entry beside the closed one (one open entry per key).
     ListEntry.objects.bulk_update(list(touched.values()), ["left_at"], batch_size=2000)
+    ListEntry.objects.bulk_create(created, batch_size=2000)
     ListEvent.objects.filter(pk__in=[e.pk for e in pending]).update(published_at=moment)
 
 

@@ -131,6 +131,16 @@ def test_the_version_chain_reproduces_the_centers_list(ops: list[Any]) -> None:
             assert replay(versions, from_full=fulls[-1]) == expected
 
 
+def test_a_card_that_leaves_and_comes_back_between_versions_is_on_the_next() -> None:
+    event("card", CARDS[0], 1, ListStatus.IN)
+    services.publish(now=T0)
+    event("card", CARDS[0], 1, ListStatus.OUT)
+    event("card", CARDS[0], 1, ListStatus.IN)
+    services.publish(now=T0 + dt.timedelta(minutes=5))
+    assert replay(list(ListVersion.objects.order_by("number"))) == {("card", CARDS[0], 1)}
+    assert ListEntry.objects.filter(medium_id=CARDS[0], left_at__isnull=True).count() == 1
+
+
 def test_publishing_twice_in_a_minute_makes_one_version(operator: Any) -> None:
     event("card", CARDS[0], 1, ListStatus.IN, "挂失")
     first = services.publish(now=T0, actor=operator)
