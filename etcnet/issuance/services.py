@@ -786,19 +786,21 @@ def _approve(application: Application, actor: Any) -> None:
                 )
                 created = True
         except IntegrityError:
-            # A concurrent approval created the same customer first: use it,
-            # unless its name or phone differs — then a person reviews it.
+            # A concurrent approval created the same customer first: use it.
             customer = Customer.objects.select_for_update().get(
                 id_type=id_type, id_number=application.id_number
             )
-            if application.status != ApplicationStatus.REVIEW:
-                changes = {
-                    name: [getattr(customer, name), customer_values[name]]
-                    for name in REVIEWED_FIELDS
-                    if getattr(customer, name) != customer_values[name]
-                }
-                if changes:
-                    raise NeedsReview(customer, changes) from None
+    if not created and application.status != ApplicationStatus.REVIEW:
+        # The customer may have been created after submit_application looked
+        # (another approval committed in between): its name or phone is still
+        # never changed without a review.
+        changes = {
+            name: [getattr(customer, name), customer_values[name]]
+            for name in REVIEWED_FIELDS
+            if getattr(customer, name) != customer_values[name]
+        }
+        if changes:
+            raise NeedsReview(customer, changes)
     if created:
         audit.record(
             actor=actor,

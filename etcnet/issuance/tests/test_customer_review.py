@@ -269,3 +269,20 @@ def test_the_review_page_flow(customer, dan, other_clerk):
     # The application's own clerk sees the waiting state, not the form.
     own = api(dan).get(f"/issuance/applications/{application.pk}/").content.decode()
     assert 'data-testid="review-form"' not in own
+
+
+def test_a_customer_created_between_the_check_and_the_approval_is_still_not_changed(
+    customer, dan, monkeypatch
+):
+    # The first look finds no customer (another approval commits right after it).
+    monkeypatch.setattr(services, "_customer_changes", lambda application: (None, {}))
+    application = changing(dan)
+
+    decision = services.submit_application(application.pk, actor=dan)
+
+    assert not decision.approved
+    application.refresh_from_db()
+    assert application.status == "review"
+    customer.refresh_from_db()
+    assert (customer.name, customer.phone) == ("张三", "13800138000")
+    assert Vehicle.objects.count() == 1
