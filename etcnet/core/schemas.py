@@ -28,17 +28,20 @@ class FieldIssueOut(Schema):
 
 
 class ErrorOut(Schema):
-    """401 unauthenticated, 403 forbidden or csrf_failed, 404 not_found,
-    409 conflict (wrong state, idempotency_conflict), 429 login_locked, 400
-    invalid_input with `errors` naming each field, 502 the card or OBU failed."""
+    """Every error: a stable `code`, a `message` in the caller's language and,
+    for bad input, one entry of `errors` per field. 400 invalid_input (and a
+    rule's own code), 401 unauthenticated, 403 forbidden, csrf_failed or
+    login_refused, 404 not_found, 409 a state that forbids it (wrong_state,
+    idempotency_conflict…), 422 mac_rejected, 429 login_locked, 502 card_fault
+    or load_interrupted (the card or OBU did not complete it)."""
 
     code: str
     message: str
     errors: list[FieldIssueOut]
 
 
-# What each status means for every endpoint (the operation's own docstring
-# says what is particular to it).
+# The error statuses an operation may declare (docs/api.md says what each
+# means; the operation's docstring what is particular to it).
 ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 429, 502)
 
 
