@@ -88,7 +88,7 @@ def test_a_nul_character_inside_a_list_names_its_item(clerk: Any) -> None:
     assert not Batch.objects.exists()
 
 
-def test_a_nul_character_in_a_login_is_a_failed_login_not_a_server_error(clerk: Any) -> None:
+def test_a_nul_character_in_a_login_is_refused_by_name_not_a_server_error(clerk: Any) -> None:
     response = post_json(Client(), "/api/v1/auth/login", {"username": "alice\x00", "password": "x"})
 
     assert response.status_code == 400
