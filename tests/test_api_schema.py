@@ -34,9 +34,6 @@ from schemathesis.specs.openapi.checks import (
 
 from etcnet.cards.tests.conftest import _vault, approved, stock  # noqa: F401  (fixtures)
 from etcnet.tolling.tests.conftest import card, terminal, tianjin  # noqa: F401  (fixtures)
-from tests import hypothesis_compat
-
-hypothesis_compat.install()
 
 CHECKS = [
     not_a_server_error,
