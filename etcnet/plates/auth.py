@@ -20,17 +20,18 @@ from django.http import HttpRequest
 
 from etcnet.core import ratelimit
 from etcnet.core.masking import mask_phone
+from etcnet.core.middleware import client_ip as core_client_ip
 from etcnet.plates.models import AccountStatus, PlateAccount
 
 REFUSAL = "plates_rate_limited"
 
 
 def client_ip(request: HttpRequest | None) -> str:
-    """The peer's address. Behind a reverse proxy this is the proxy's
-    (docs/plates.md, limits)."""
+    """The client's address the limits count under: the same one django-axes
+    uses (REMOTE_ADDR, or the configured trusted proxy header; docs/plates.md)."""
     if request is None:
         return ""
-    return str(request.META.get("REMOTE_ADDR") or "")
+    return core_client_ip(request) or ""
 
 
 def count_login(request: HttpRequest | None, name: str) -> None:

@@ -148,6 +148,29 @@ def test_registration_attempts_per_address_are_limited(
     assert client.post("/plates/register/", {**form(5), "action": "register"}).status_code == 400
 
 
+def test_behind_the_trusted_proxy_the_limits_count_the_forwarded_client(
+    clock: Any, settings: Any
+) -> None:
+    """The limits count the address django-axes counts: behind our proxy the
+    forwarded client, each of its own; a client's own prepended entry changes
+    nothing."""
+    settings.ETCNET_TRUSTED_PROXY_HEADER = "X-Forwarded-For"
+    settings.ETCNET_TRUSTED_PROXY_COUNT = 1
+    settings.ETCNET_RATE_REGISTER_PER_IP = (1, 3600)
+    proxy = "10.0.0.1"
+
+    def post(n: int, forwarded: str) -> int:
+        return (
+            Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=forwarded)
+            .post("/plates/register/", {**form(n), "action": "register"})
+            .status_code
+        )
+
+    assert post(1, "203.0.113.5") == 400
+    assert post(2, "203.0.113.6") == 400  # another client behind the same proxy
+    assert post(3, "198.51.100.1, 203.0.113.5") == 429  # a spoofed first entry
+
+
 def test_registration_attempts_per_mobile_are_limited(
     client: Client, clock: Any, settings: Any
 ) -> None:
