@@ -159,6 +159,24 @@ def test_repeated_failed_logins_end_in_429_in_the_error_shape(clerk: Any, settin
     assert set(answers[-1].json()) == ERROR_KEYS
 
 
+def test_codes_past_the_sms_limit_are_429_in_the_error_shape_as_documented(
+    clerk: Any, settings: Any
+) -> None:
+    settings.ETCNET_RATE_SMS_PER_MOBILE = (1, 3600)
+    client = logged_in(clerk)
+    first = post_json(client, "/api/v1/issuance/applications", {"phone": "13800138000"})
+    assert first.status_code == 201
+    before = Application.objects.count()
+
+    again = post_json(client, "/api/v1/issuance/applications", {"phone": "13800138000"})
+
+    assert again.status_code == 429
+    assert set(again.json()) == ERROR_KEYS
+    assert Application.objects.count() == before
+    operation = api.get_openapi_schema()["paths"]["/api/v1/issuance/applications"]["post"]
+    assert 429 in operation["responses"]
+
+
 def test_a_path_that_names_no_operation_is_404_in_the_error_shape(clerk: Any) -> None:
     # A card number with a slash no longer matches the operation's path.
     client = Client(enforce_csrf_checks=True)

@@ -34,6 +34,8 @@ READERS = (Role.ISSUANCE_CLERK, Role.CENTER_OPERATOR, Role.AUDITOR)
 # The error statuses of the reads and of the wizard steps (etcnet.core.schemas).
 READ = errors(400, 401, 403, 404)
 STEP = errors(400, 401, 403, 404, 409)
+# The steps that text the customer a code: the SMS limits per mobile number answer 429.
+SMS_STEP = errors(400, 401, 403, 404, 409, 429)
 
 
 def _require_reader(request: HttpRequest) -> None:
@@ -148,7 +150,7 @@ def list_applications(request: HttpRequest, filters: Query[ListFilters]) -> Any:
     ]
 
 
-@router.post("/applications", response={201: ApplicationOut, **STEP})
+@router.post("/applications", response={201: ApplicationOut, **SMS_STEP})
 def start_application(request: HttpRequest, payload: StartIn) -> Any:
     """Step 1a: open an application and text the customer's phone a code."""
     application = services.start_application(phone=payload.phone, actor=request.user)
@@ -161,7 +163,7 @@ def get_application(request: HttpRequest, application_id: int) -> Any:
     return _fresh(request, application_id)
 
 
-@router.post("/applications/{application_id}/phone/resend", response={204: None, **STEP})
+@router.post("/applications/{application_id}/phone/resend", response={204: None, **SMS_STEP})
 def resend_code(request: HttpRequest, application_id: int) -> Any:
     services.resend_phone_code(application_id, actor=request.user)
     return Status(204, None)
