@@ -81,7 +81,10 @@ class Shifts(LaneBase):
             (username,),
         ).fetchone()
         candidates: list[tuple[str, tuple[str, ...], str]] = []
-        if row is not None:
+        # A station master authorises only at his own station (seed 002): offline,
+        # only the downloaded verifiers (this station's staff) say who that is, never
+        # roles cached at an earlier sign-in, from before he may have moved.
+        if row is not None and role != "station_master":
             last = _from_iso(row[3])
             recent = last is not None and self.clock() - last <= dt.timedelta(
                 days=self.offline_login_days

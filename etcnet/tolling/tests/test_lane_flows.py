@@ -240,6 +240,32 @@ def test_a_listed_card_is_refused_and_the_vehicle_pays_cash(terminals, card, sta
     assert "card [1]" in ex.special_reason
 
 
+def test_offline_a_master_moved_away_no_longer_authorises_with_his_cached_roles(
+    live_server, operator, tianjin, tmp_path, staff
+):
+    from etcnet.network.models import Node
+    from etcnet.tolling.models import StationMembership
+
+    lane = lane_terminal(live_server, operator, tmp_path, "HH-2", "S1201005", [3])
+    assert not lane.authorise("sam", "pw-12345678").offline  # online: roles cached here
+    StationMembership.objects.filter(user=staff["sam"]).update(
+        station=Node.objects.get(node_id="S1201048")
+    )
+    lane.sync()  # the verifiers now name only 小孙庄's staff: sam is not among them
+    lane.close()
+    offline = LaneTerminal(
+        terminal_id="HH-2",
+        store=tmp_path / "HH-2.sqlite3",
+        center=HttpCenter(f"http://127.0.0.1:{closed_port()}", terminal_id="HH-2", secret="x"),
+        psam=lambda: open_emulated(tmp_path / "none.json"),
+        verify_password=check_password,
+    )
+
+    with pytest.raises(LaneError) as refused:
+        offline.authorise("sam", "pw-12345678")
+    assert refused.value.code == "login_offline_refused"
+
+
 def test_collectors_sign_in_offline_only_after_a_recent_online_sign_in(
     live_server, operator, tianjin, tmp_path, staff
 ):
