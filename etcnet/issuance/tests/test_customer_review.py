@@ -16,6 +16,7 @@ from etcnet.core.errors import Forbidden, InvalidInput, NotFound
 from etcnet.core.models import AuditEvent
 from etcnet.issuance import samples, services
 from etcnet.issuance.models import Application, Customer, Outlet, Vehicle
+from etcnet.issuance.services import decision as decision_module
 
 pytestmark = pytest.mark.django_db
 
@@ -275,7 +276,7 @@ def test_a_customer_created_between_the_check_and_the_approval_is_still_not_chan
     customer, dan, monkeypatch
 ):
     # The first look finds no customer (another approval commits right after it).
-    monkeypatch.setattr(services, "_customer_changes", lambda application: (None, {}))
+    monkeypatch.setattr(decision_module, "_customer_changes", lambda application: (None, {}))
     application = changing(dan)
 
     decision = services.submit_application(application.pk, actor=dan)
