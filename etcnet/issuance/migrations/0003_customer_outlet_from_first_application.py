@@ -1,23 +1,21 @@
-"""Data: each existing customer's outlet is the outlet of its first approved
-application (the one that opened it)."""
+"""Data: each existing customer's outlet is the outlet of its first application
+(the one that opened it). One set-based UPDATE, not a loop over customers."""
 
 from typing import Any
 
 from django.db import migrations
+from django.db.models import OuterRef, Subquery
 
 
 def backfill(apps: Any, schema_editor: Any) -> None:
     Customer = apps.get_model("issuance", "Customer")
     Application = apps.get_model("issuance", "Application")
-    for customer in Customer.objects.filter(outlet__isnull=True).iterator():
-        first = (
-            Application.objects.filter(customer_id=customer.pk)
-            .order_by("created_at", "id")
-            .values_list("outlet_id", flat=True)
-            .first()
-        )
-        if first is not None:
-            Customer.objects.filter(pk=customer.pk).update(outlet_id=first)
+    first_outlet = (
+        Application.objects.filter(customer_id=OuterRef("pk"))
+        .order_by("created_at", "id")
+        .values("outlet_id")[:1]
+    )
+    Customer.objects.filter(outlet__isnull=True).update(outlet_id=Subquery(first_outlet))
 
 
 class Migration(migrations.Migration):

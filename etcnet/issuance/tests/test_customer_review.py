@@ -287,3 +287,22 @@ def test_a_customer_created_between_the_check_and_the_approval_is_still_not_chan
     customer.refresh_from_db()
     assert (customer.name, customer.phone) == ("张三", "13800138000")
     assert Vehicle.objects.count() == 1
+
+
+def test_existing_customers_get_the_outlet_of_their_first_application(customer, dan, clerk):
+    """The data migration that gave customers their outlet, run on the current
+    tables: the first application's outlet, a later one elsewhere notwithstanding."""
+    import importlib
+
+    from django.apps import apps
+
+    later = changing(dan, name="张三", phone="13800138000")
+    assert services.submit_application(later.pk, actor=dan).approved
+    Customer.objects.update(outlet=None)
+    backfill = importlib.import_module(
+        "etcnet.issuance.migrations.0003_customer_outlet_from_first_application"
+    ).backfill
+
+    backfill(apps, None)
+
+    assert Customer.objects.get().outlet.code == "610101001"
