@@ -139,13 +139,15 @@ def personalize_card(card: CardUnit, *, vehicle: Any, customer: Any) -> None:
 def personalize_obu(obu: ObuUnit, *, vehicle: Any) -> None:
     """Writes the OBU's system file (not activated) and its vehicle file."""
     today = dt.date.today()
+    # 29 February has no twin N years on: the 28th, like the card's expiry.
+    day = today.replace(day=28) if (today.month, today.day) == (2, 29) else today
     system = ObuSystemFile(
         issuer_id=vault.master().issuer_id,
         contract_type=1,
         contract_version=1,
         contract_serial=obu.contract_no,
         signed_date=today,
-        expiry_date=today.replace(year=today.year + settings.ETCNET_CARD_VALID_YEARS),
+        expiry_date=day.replace(year=day.year + settings.ETCNET_CARD_VALID_YEARS),
     )
     file = vehicle_file(vehicle)
     with _faults():
