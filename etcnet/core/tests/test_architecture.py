@@ -79,6 +79,11 @@ def test_the_tree_keeps_every_contract(linter: tuple[Any, list[Any]]) -> None:
             "etcnet.terminal.lane.reading",
             "terminal lane: reading > purchase > shifts, sync > _base",
         ),
+        (
+            "etcnet.terminal.statuslist.files",
+            "etcnet.terminal.statuslist.compactlist",
+            "terminal status list: compactlist > files, entries > snapshot > _base",
+        ),
     ],
 )
 def test_a_back_import_breaks_its_contract(

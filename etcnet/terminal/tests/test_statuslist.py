@@ -548,7 +548,7 @@ def checkpoint(step):
     if f"{step}:{seen[step]}" == pause:
         time.sleep(60)
 
-statuslist._checkpoint = checkpoint
+statuslist.files._checkpoint = checkpoint  # the seam lives where _step reads it
 listed = statuslist.CompactStatusList.open(
     directory, trusted_keys={key_id(public): public}, compact_threshold=1_000
 )
