@@ -36,12 +36,18 @@ from django.test import Client
 from django.test.client import ClientHandler
 from django.utils import timezone
 
-from conftest import make_user, photo, start
+from conftest import make_user, photo, start, verified_application
 from etcnet.api import api
-from etcnet.cards.tests.conftest import _vault  # noqa: F401  (fixture: a key vault per test)
+from etcnet.cards import services as cards
+from etcnet.cards.models import UnitKind
+from etcnet.cards.tests.conftest import (
+    _vault,  # noqa: F401  (fixture: a key vault per test)
+    approved_application,
+)
 from etcnet.core.models import RateCounter
 from etcnet.core.sms import MemorySmsSender
 from etcnet.issuance import samples
+from etcnet.issuance import services as issuance
 from etcnet.issuance.models import Application, Outlet
 from etcnet.network.models import Lane, Node, NodeKind
 from etcnet.plates.models import PlateAccount, VehicleOffice
@@ -829,10 +835,6 @@ PAGES: list[Page] = [
 
 def _issued_binding(clerk: User) -> int:
     """A binding as issuing leaves it (not yet activated), at the clerk's outlet."""
-    from etcnet.cards import services as cards
-    from etcnet.cards.models import UnitKind
-    from etcnet.cards.tests.conftest import approved_application
-
     cards.receive_batch(
         kind=UnitKind.CARD, reference="C-1", serials=[CARD_NO], emulated=True, actor=clerk
     )
@@ -866,4 +868,80 @@ def test_page(page: Page, persona: str, clerk: User, outlet: Outlet) -> None:
         response = client.get(response["Location"])
     _check(outcome, response, page=True)
     if outcome != ALLOW:
+        assert _state() == before
+
+
+# --- what a reader sees of another outlet's application, and how ----------------
+
+READS = [
+    # persona, sees the application, in clear
+    ("clerk", True, True),
+    ("other_outlet_clerk", False, False),
+    ("center_operator", True, True),
+    ("auditor", True, False),  # read-only, personal data masked, no photo links
+]
+
+
+@pytest.mark.parametrize(("persona", "sees", "clear"), READS, ids=[r[0] for r in READS])
+def test_an_application_is_read_by_its_outlet_the_center_and_the_auditor_masked(
+    persona: str, sees: bool, clear: bool, clerk: User, outlet: Outlet
+) -> None:
+    w = _world((), clerk, outlet)
+    application = verified_application(clerk, phone="13800138000")
+    issuance.upload_documents(application.pk, files={"id_photo": photo("id_photo")}, actor=clerk)
+    client = _client(_persona(persona, w))
+
+    listed = client.get(A).json()
+    found = client.get(A, {"q": "13800138000"}).json()  # a whole phone number is a search key
+    detail = client.get(f"{A}/{application.pk}")
+    page = client.get(f"/issuance/applications/{application.pk}/")
+    document = client.get(f"/issuance/applications/{application.pk}/documents/id_photo/")
+
+    assert (listed["count"], found["count"]) == ((1, 1) if sees else (0, 0))
+    if sees:
+        assert listed["items"][0]["phone"] == "138****8000"  # lists mask for everyone
+        assert detail.status_code == 200
+        assert page.status_code == 200
+        body = detail.json()
+        assert body["phone"] == ("13800138000" if clear else "138****8000")
+        assert bool(body["documents"][0]["url"]) is clear
+        # The auditor's photos: refused, revealed one at a time with a reason.
+        assert document.status_code == (200 if clear else 403)
+    else:
+        assert detail.status_code == 404
+        assert detail.json()["code"] == "not_found"
+        assert page.status_code == 404
+        assert document.status_code == 404
+
+
+# --- stock is bound to its outlet -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [("clerk", 200), ("other_outlet_clerk", 409), ("center_operator", 409)],
+)
+def test_only_the_outlet_holding_a_unit_in_stock_moves_it(
+    persona: str, status: int, clerk: User, outlet: Outlet
+) -> None:
+    w = _world((), clerk, outlet)
+    cards.receive_batch(
+        kind=UnitKind.CARD, reference="C-1", serials=[CARD_NO], emulated=False, actor=clerk
+    )
+    client = _client(_persona(persona, w))
+    before = _state()
+
+    response = _call(
+        client,
+        "POST",
+        C + "/moves",
+        {"kind": "card", "serials": [CARD_NO], "to_outlet": OTHER_OUTLET},
+        multipart=False,
+    )
+
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert response.json() == {"moved": 1}
+    else:
+        assert response.json()["code"] == "not_in_stock"
         assert _state() == before
