@@ -26,10 +26,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 import pytest
 from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
@@ -449,9 +452,17 @@ def _new_client(**headers: str) -> Client:
 
 
 def _client(user: User | None) -> Client:
+    """A client signed in as the user: the session `force_login` would store,
+    without the login signals (last login, django-axes' log) a test here
+    does not need."""
     client = _new_client()
     if user is not None:
-        client.force_login(user)
+        session = import_module(settings.SESSION_ENGINE).SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
     return client
 
 
