@@ -41,7 +41,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -322,6 +323,43 @@ def _drop(admin: psycopg.Connection[tuple[Any, ...]], name: str) -> None:
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+class ServerUnreachable(Exception):
+    """The PostgreSQL server given to a benchmark does not answer."""
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A benchmark's scratch database and data directory."""
+
+    url: str
+    name: str
+    version: str  # the server's version and the settings the benchmark names
+    data_dir: str
+
+
+@contextmanager
+def scratch_database(server_url: str, settings: Sequence[str]) -> Iterator[Scratch]:
+    """Creates ``etcnet_bench_<pid>`` on the server and a temporary data directory,
+    and drops and removes both afterwards, whatever happens inside. Raises
+    ``ServerUnreachable`` when the server does not answer."""
+    try:
+        admin = _admin(server_url)
+    except psycopg.OperationalError as error:
+        raise ServerUnreachable(f"PostgreSQL does not answer at {server_url}: {error}") from None
+    name = f"etcnet_bench_{os.getpid()}"
+    data_dir = tempfile.mkdtemp(prefix="etcnet-bench-")
+    try:
+        with admin:
+            version = ", ".join(f"{setting} {_show(admin, setting)}" for setting in settings)
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            try:
+                yield Scratch(_database_url(server_url, name), name, version, data_dir)
+            finally:
+                _drop(admin, name)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__)
     parser.add_argument("--records", type=int, default=2000, help="purchases (default 2000)")
@@ -335,26 +373,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     if args.records < 1 or args.batch < 1:
         parser.error("--records and --batch must be positive")
     try:
-        admin = _admin(args.database_url)
-    except psycopg.OperationalError as error:
-        out.write(f"PostgreSQL does not answer at {args.database_url}: {error}\n")
-        return 2
-    name = f"etcnet_bench_{os.getpid()}"
-    url = _database_url(args.database_url, name)
-    data_dir = tempfile.mkdtemp(prefix="etcnet-bench-")
-    try:
-        with admin:
-            version = ", ".join(
-                f"{setting} {_show(admin, setting)}"
-                for setting in ("server_version", "fsync", "synchronous_commit")
+        with scratch_database(
+            args.database_url, ("server_version", "fsync", "synchronous_commit")
+        ) as scratch:
+            return _run(
+                args.records,
+                args.batch,
+                scratch.url,
+                scratch.name,
+                scratch.version,
+                scratch.data_dir,
+                out,
             )
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            try:
-                return _run(args.records, args.batch, url, name, version, data_dir, out)
-            finally:
-                _drop(admin, name)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    except ServerUnreachable as error:
+        out.write(f"{error}\n")
+        return 2
 
 
 def _run(

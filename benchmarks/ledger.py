@@ -49,11 +49,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -63,7 +60,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from benchmarks.ingest import DEFAULT_URL, _admin, _database_url, _drop, _setup_django, _show
+from benchmarks.ingest import DEFAULT_URL, ServerUnreachable, _setup_django, scratch_database
 
 FULL_POSTINGS = 10_000_000
 QUICK_POSTINGS = 1_000_000
@@ -388,29 +385,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     cards = args.cards or max(1, postings // POSTINGS_PER_CARD)
     if postings < 2 or sample < 2 or cards < 1 or args.reps < 1:
         parser.error("--postings and --sample must be at least 2, --cards and --reps positive")
+    settings = ("server_version", "shared_buffers", "work_mem", "fsync")
     try:
-        admin = _admin(args.database_url)
-    except psycopg.OperationalError as error:
-        out.write(f"PostgreSQL does not answer at {args.database_url}: {error}\n")
-        return 2
-    name = f"etcnet_bench_{os.getpid()}"
-    url = _database_url(args.database_url, name)
-    data_dir = tempfile.mkdtemp(prefix="etcnet-bench-")
-    try:
-        with admin:
-            version = ", ".join(
-                f"{setting} {_show(admin, setting)}"
-                for setting in ("server_version", "shared_buffers", "work_mem", "fsync")
+        with scratch_database(args.database_url, settings) as scratch:
+            return _run(
+                postings // 2,
+                sample // 2,
+                cards,
+                args.reps,
+                scratch.url,
+                scratch.name,
+                scratch.version,
+                scratch.data_dir,
+                out,
             )
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            try:
-                return _run(
-                    postings // 2, sample // 2, cards, args.reps, url, name, version, data_dir, out
-                )
-            finally:
-                _drop(admin, name)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    except ServerUnreachable as error:
+        out.write(f"{error}\n")
+        return 2
 
 
 def _run(

@@ -68,14 +68,11 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 import random
 import re
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -84,10 +81,7 @@ from functools import partial
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
-import psycopg
-from psycopg import sql
-
-from benchmarks.ingest import DEFAULT_URL, _admin, _database_url, _drop, _setup_django, _show
+from benchmarks.ingest import DEFAULT_URL, ServerUnreachable, _setup_django, scratch_database
 
 T = TypeVar("T")
 
@@ -689,26 +683,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
                 parser.error(f"--{name} must be positive")
             sizes = replace(sizes, **{name: value})
     try:
-        admin = _admin(args.database_url)
-    except psycopg.OperationalError as error:
-        out.write(f"PostgreSQL does not answer at {args.database_url}: {error}\n")
-        return 2
-    name = f"etcnet_bench_{os.getpid()}"
-    url = _database_url(args.database_url, name)
-    data_dir = tempfile.mkdtemp(prefix="etcnet-bench-")
-    try:
-        with admin:
-            version = ", ".join(
-                f"{setting} {_show(admin, setting)}"
-                for setting in ("server_version", "fsync", "synchronous_commit")
+        with scratch_database(
+            args.database_url, ("server_version", "fsync", "synchronous_commit")
+        ) as scratch:
+            return _run(
+                sizes, args.seed, scratch.url, scratch.name, scratch.version, scratch.data_dir, out
             )
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            try:
-                return _run(sizes, args.seed, url, name, version, data_dir, out)
-            finally:
-                _drop(admin, name)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    except ServerUnreachable as error:
+        out.write(f"{error}\n")
+        return 2
 
 
 def _table(out: TextIO, title: str, rows: Sequence[Row]) -> None:
