@@ -233,13 +233,6 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 ETCNET_TRUSTED_PROXY_HEADER = env_str("ETCNET_TRUSTED_PROXY_HEADER", "")
 ETCNET_TRUSTED_PROXY_COUNT = env_int("ETCNET_TRUSTED_PROXY_COUNT", 1)
 AXES_CLIENT_IP_CALLABLE = "etcnet.core.middleware.client_ip"
-# The same, for django-ipware if it is ever installed (axes 8 names).
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ("HTTP_" + ETCNET_TRUSTED_PROXY_HEADER.upper().replace("-", "_"), "REMOTE_ADDR")
-    if ETCNET_TRUSTED_PROXY_HEADER
-    else ("REMOTE_ADDR",)
-)
-AXES_IPWARE_PROXY_COUNT = ETCNET_TRUSTED_PROXY_COUNT if ETCNET_TRUSTED_PROXY_HEADER else None
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "etcnet.core.views.lockout_response"
 AXES_VERBOSE = False
