@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from etcnet.network.models import Lane, Node, NodeKind
@@ -102,7 +101,12 @@ class DisputeCode(models.IntegerChoices):
     CARD_STATE = 9, _("Card state does not match")
     EXPIRED = 10, _("Card expired")
     NOT_ALLOWED = 11, _("Transaction not allowed")
+    CSN_MISMATCH = 12, _("Card CSN does not match")
+    TEST = 13, _("Test transaction")
+    BALANCE_MISMATCH = 14, _("Card and account do not agree (stored value)")
+    INVALID_CARD_TYPE = 15, _("Invalid card type")
     CLOCK = 16, _("Lane clock error")
+    NO_OBU = 17, _("OBU number does not exist")
     OTHER = 100, _("Other")
 
 
@@ -155,6 +159,9 @@ class TollTransaction(models.Model):
     entry_time = models.DateTimeField(null=True, blank=True)
 
     card_no = models.CharField(max_length=20, blank=True, db_index=True)
+    # The card's network number (card_no[:4]): our own cards are verified and
+    # posted here, other issuers' cards wait for clearing with their issuer.
+    card_network = models.CharField(max_length=4, blank=True)
     obu_no = models.CharField(max_length=16, blank=True)
     plate = models.CharField(max_length=12, blank=True, db_index=True)
     plate_color = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -175,6 +182,17 @@ class TollTransaction(models.Model):
     terminal_trans_seq = models.PositiveBigIntegerField(null=True, blank=True)
     tac = models.CharField(max_length=8, blank=True)
     tac_verified = models.BooleanField(default=False)
+    balance_before_fen = models.BigIntegerField(
+        null=True, blank=True
+    )  # the purse, read at the lane
+    list_version = models.CharField(max_length=12, blank=True)  # the status list the lane held
+    tariff_version = models.CharField(max_length=13, blank=True)  # the tariff the lane charged by
+    # What the center found wrong with the record, as reference §6.2 codes with
+    # their evidence ([{"code", "kind", "reason", "evidence"}]); `dispute_code`
+    # is the first of them. The disputes queue reads these.
+    findings = models.JSONField(default=list, blank=True)
+    # The payload as sent, kept when a field could not be stored as it came.
+    raw = models.JSONField(null=True, blank=True)
 
     axles = models.PositiveSmallIntegerField(null=True, blank=True)
     total_weight_kg = models.PositiveIntegerField(null=True, blank=True)
@@ -197,10 +215,11 @@ class TollTransaction(models.Model):
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["terminal", "seq"], name="transaction_unique_seq"),
-            models.CheckConstraint(
-                condition=Q(status="accepted", dispute_code__isnull=True) | Q(status="rejected"),
-                name="accepted_has_no_dispute",
-            ),
+        ]
+        indexes = [
+            # The PSAM-sequence check of every card purchase (code 2).
+            models.Index(fields=["terminal", "terminal_trans_seq"], name="transaction_psam_seq"),
+            models.Index(fields=["station", "exit_time"], name="transaction_station_time"),
         ]
 
     def __str__(self) -> str:
