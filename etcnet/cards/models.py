@@ -99,16 +99,16 @@ class CardUnit(models.Model):
     expiry_date = models.DateField(null=True, blank=True)
     # The emulated card's state file, relative to ETCNET_CARD_DIR; empty for a real card.
     emulator_file = models.CharField(max_length=200, blank=True)
-    # Stored-value cards: the center's view of the purse (sum of the purse postings).
+    # Stored-value cards: the center's running copy of the purse (sum of the purse
+    # postings). The card's own log is the truth: a TAC-verified purchase is posted
+    # whatever the center expected, so this may run below zero ("the card spent
+    # money the center has not matched yet", dispute 14); no CHECK forbids it.
     shadow_balance_fen = models.BigIntegerField(default=0)
     issued_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(shadow_balance_fen__gte=0), name="card_shadow_balance_not_negative"
-            ),
             models.UniqueConstraint(
                 fields=["account"],
                 condition=Q(is_master=True) & ~Q(state__in=["cancelled", "recycled", "in_stock"]),

@@ -290,9 +290,15 @@ def _hold_balance(
     card: CardUnit, kind: SettlementKind, *, to_card: CardUnit | None, actor: Any
 ) -> None:
     """Moves a cancelled card's shadow balance out of its purse into the held
-    account until the fund-dispute period ends."""
+    account until the fund-dispute period ends.
+
+    Only what the purse holds moves: a shadow balance already below zero (a
+    TAC-verified debit the center did not expect, dispute 14) holds nothing and
+    stays negative on the old purse — the counter never makes a negative
+    balance, nor a negative hold, by itself. Debits that arrive later are
+    netted against the hold by `settle_due`."""
     card.refresh_from_db(fields=["shadow_balance_fen"])
-    amount = card.shadow_balance_fen
+    amount = max(card.shadow_balance_fen, 0)
     if amount > 0:
         ledger.post(
             EntryKind.BALANCE_TRANSFER if kind == SettlementKind.TRANSFER else EntryKind.REFUND_DUE,
@@ -382,58 +388,94 @@ def settle_due(*, now: dt.datetime | None = None, actor: Any = None) -> int:
     becomes a pending top-up of the replacement card (channel
     `balance_transfer`), which the counter loads onto the card through the
     normal MAC2/TAC path; a refund becomes payable. Safe to run again: each
-    settlement is done once."""
+    settlement is done once.
+
+    The old card's own log is the truth: purchases it made before it was
+    cancelled may be uploaded after the hold, and are posted to its purse
+    whatever its state, running its shadow balance below zero. What the card
+    really held is therefore the hold minus those late debits, and only that
+    moves: the held money first covers the old purse's shortfall (held → old
+    purse, back to zero), then the rest goes on. Late debits larger than the
+    hold take all of it and leave the old purse negative — visible to `ledger
+    check` readers and the disputes queue (dispute 14). Audits
+    `cards.balance_settled` with the held, netted, moved and still uncovered
+    amounts."""
     now = now or timezone.now()
     done = 0
-    for settlement_id in BalanceSettlement.objects.filter(
+    for settlement_id, card_id in BalanceSettlement.objects.filter(
         status=SettlementStatus.WAITING, due_at__lte=now
-    ).values_list("pk", flat=True):
+    ).values_list("pk", "from_card_id"):
         with transaction.atomic(durable=True):
+            # The card first, as every service locks it (record_purchase too):
+            # no late debit can land between the netting and the move.
+            old = CardUnit.objects.select_for_update().get(pk=card_id)
             settlement = BalanceSettlement.objects.select_for_update().get(pk=settlement_id)
             if settlement.status != SettlementStatus.WAITING:
                 continue
-            transfer = settlement.kind == SettlementKind.TRANSFER
-            if settlement.amount_fen > 0:
-                entry = ledger.post(
-                    EntryKind.BALANCE_TRANSFER if transfer else EntryKind.REFUND_DUE,
-                    ledger.lines(
-                        (ledger.account(ledger.SETTLEMENTS_HELD), settlement.amount_fen),
-                        (
-                            ledger.account(
-                                ledger.LOADS_PENDING if transfer else ledger.REFUNDS_PAYABLE
-                            ),
-                            -settlement.amount_fen,
-                        ),
-                    ),
-                    actor=actor,
-                    memo=f"settlement {settlement.pk}",
-                    idempotency_key=f"settlement:{settlement.pk}",
-                )
-                if transfer and settlement.to_card is not None:
-                    TopUp.objects.create(
-                        card=settlement.to_card,
-                        amount_fen=settlement.amount_fen,
-                        channel=TopUpChannel.BALANCE_TRANSFER,
-                        status=TopUpStatus.PENDING,
-                        terminal_no=settings.ETCNET_COUNTER_TERMINAL_NO,
-                        received_entry=entry,
-                        outlet=settlement.to_card.location,
-                        created_by=None,
-                        created_at=now,
-                        idempotency_key=f"transfer:{settlement.pk}",
-                        request_hash="",
-                    )
+            moved = _settle(settlement, old, now=now, actor=actor)
             settlement.status = SettlementStatus.DONE
             settlement.done_at = now
             settlement.save(update_fields=["status", "done_at"])
+            old.refresh_from_db(fields=["shadow_balance_fen"])
             audit.record(
                 actor=actor,
                 action="cards.balance_settled",
                 subject=settlement,
-                after={"kind": settlement.kind, "amount_fen": settlement.amount_fen},
+                after={
+                    "kind": settlement.kind,
+                    "amount_fen": settlement.amount_fen,
+                    "late_debits_fen": settlement.amount_fen - moved,
+                    "moved_fen": moved,
+                    "uncovered_fen": max(-old.shadow_balance_fen, 0),
+                },
             )
             done += 1
     return done
+
+
+def _settle(settlement: BalanceSettlement, old: CardUnit, *, now: dt.datetime, actor: Any) -> int:
+    """Nets the old purse's late debits against the hold, then moves the rest to
+    the replacement card's pending load or to refunds payable; the amount moved."""
+    transfer = settlement.kind == SettlementKind.TRANSFER
+    kind = EntryKind.BALANCE_TRANSFER if transfer else EntryKind.REFUND_DUE
+    held = ledger.account(ledger.SETTLEMENTS_HELD)
+    late = min(max(-old.shadow_balance_fen, 0), settlement.amount_fen)
+    if late > 0:
+        ledger.post(
+            kind,
+            ledger.lines((held, late), (ledger.purse_account(old), -late)),
+            actor=actor,
+            memo=f"settlement {settlement.pk}: covers {old.card_no}'s late debits",
+            idempotency_key=f"settlement:{settlement.pk}:late-debits",
+        )
+    rest = settlement.amount_fen - late
+    if rest <= 0:
+        return 0
+    entry = ledger.post(
+        kind,
+        ledger.lines(
+            (held, rest),
+            (ledger.account(ledger.LOADS_PENDING if transfer else ledger.REFUNDS_PAYABLE), -rest),
+        ),
+        actor=actor,
+        memo=f"settlement {settlement.pk}",
+        idempotency_key=f"settlement:{settlement.pk}",
+    )
+    if transfer and settlement.to_card is not None:
+        TopUp.objects.create(
+            card=settlement.to_card,
+            amount_fen=rest,
+            channel=TopUpChannel.BALANCE_TRANSFER,
+            status=TopUpStatus.PENDING,
+            terminal_no=settings.ETCNET_COUNTER_TERMINAL_NO,
+            received_entry=entry,
+            outlet=settlement.to_card.location,
+            created_by=None,
+            created_at=now,
+            idempotency_key=f"transfer:{settlement.pk}",
+            request_hash="",
+        )
+    return rest
 
 
 def recycle(kind: UnitKind, serial: str, *, actor: Any) -> CardUnit | ObuUnit:
