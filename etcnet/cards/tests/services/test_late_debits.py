@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 
 from etcnet.cards import devices, ledger, services, vault
@@ -154,6 +155,7 @@ def test_a_replacement_moves_what_the_card_really_held_after_a_late_debit(
     assert shadow(new.card_no) == 7_000
     assert ledger.balance(ledger.LOADS_PENDING) == 0
     assert ledger.check() == []
+    call_command("ledger", "check")
 
 
 def test_a_cancellation_refunds_what_the_card_really_held_after_a_late_debit(
