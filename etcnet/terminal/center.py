@@ -7,9 +7,14 @@ from typing import Any
 
 import httpx
 
-from etcnet.terminal.outbox import CenterUnavailable
+from etcnet.terminal.outbox import BatchFailed, CenterUnavailable
 
-__all__ = ["HttpCenter"]
+__all__ = ["CENTER_UNAVAILABLE_STATUSES", "HttpCenter"]
+
+#: Answers to an upload that say nothing about the records in it: the terminal
+#: is refused (401, 403), or the center or its proxy is busy or away (408, 429,
+#: 502–504). Any other non-200 answer is the center failing on the batch.
+CENTER_UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429, 502, 503, 504})
 
 
 class HttpCenter:
@@ -36,7 +41,27 @@ class HttpCenter:
         self._client.close()
 
     def upload(self, upload_key: str, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-        return self._call("POST", "/uploads", json={"upload_key": upload_key, "records": records})
+        """POST the batch. ``CenterUnavailable`` when the center cannot be reached
+        or refuses the terminal (``CENTER_UNAVAILABLE_STATUSES``); ``BatchFailed``
+        when it answers the batch with another error or with a body that is not
+        JSON — the outbox then sends the records in smaller batches."""
+        try:
+            response = self._client.post(
+                "/uploads", json={"upload_key": upload_key, "records": records}
+            )
+        except httpx.HTTPError as error:
+            raise CenterUnavailable(f"center unreachable: {error}") from error
+        if response.status_code in CENTER_UNAVAILABLE_STATUSES:
+            raise CenterUnavailable(
+                f"center answered {response.status_code}: {response.text[:200]}"
+            )
+        if response.status_code != 200:
+            raise BatchFailed(f"center answered {response.status_code}: {response.text[:200]}")
+        try:
+            body: Mapping[str, Any] = response.json()
+        except ValueError as error:
+            raise BatchFailed("center answered with something that is not JSON") from error
+        return body
 
     def login(self, username: str, password: str) -> Mapping[str, Any] | None:
         """The user's roles and verifier when the center accepts the password,

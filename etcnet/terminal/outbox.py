@@ -4,9 +4,17 @@ A transaction is committed here (SQLite, WAL, ``synchronous=FULL``) before the
 collector's screen says success; from then on it is only ever answered, never
 dropped. ``sync_once`` uploads what is due in ``seq`` order with an upload key
 derived from the batch itself, so a retry after a lost answer sends the same key
-and payload and gets the center's first answer back. Transport failures and
-server errors leave the records waiting with an exponential backoff; the center's
-per-record answers (accepted, duplicate, rejected, conflict, invalid) are final.
+and payload and gets the center's first answer back. The center's per-record
+answers (accepted, duplicate, rejected, conflict, invalid) are final.
+
+Two kinds of failure, two remedies. The center out of reach (or refusing the
+terminal, 401) says nothing about the records: the batch waits with an
+exponential backoff and the round stops. A batch the center fails on (a 5xx,
+another refusal of the batch such as 400 or 413, an unreadable answer) may hold
+one record it cannot take: ``sync_all`` sends it again at once in halves, and
+halves of those, down to single records, so the records around a poisonous one
+are answered while only that one backs off (and goes alone from then on) — the
+queue never stalls behind it.
 
 Pure: the standard library only, no Django, so the rules are unit-tested alone.
 """
@@ -27,6 +35,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "FINAL_RESULTS",
+    "BatchFailed",
     "CenterUnavailable",
     "Outbox",
     "OutboxStatus",
@@ -43,6 +52,9 @@ FINAL_RESULTS = frozenset({"accepted", "duplicate", "rejected", "conflict", "inv
 
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 300.0
+#: Records in a row the center fails on when each is sent alone, after which a
+#: round takes it as failing on everything (an outage, not a poisonous record).
+FAILED_ALONE_IN_A_ROW = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -53,7 +65,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     answer TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_utc TEXT NOT NULL,
-    answered_utc TEXT
+    answered_utc TEXT,
+    alone INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_utc);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +75,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 class CenterUnavailable(Exception):
     """The center could not be reached or did not answer usefully; try later."""
+
+
+class BatchFailed(CenterUnavailable):
+    """The center was reached but failed on this batch (a 5xx, a refusal of the
+    batch such as 400 or 413, or a body that is not its answer): something in
+    the batch may be what it cannot take, so the outbox sends smaller batches."""
 
 
 class Uploader(Protocol):
@@ -76,6 +95,9 @@ class SyncReport:
     answered: dict[str, int]
     error: str = ""
     clock_offset_ms: int | None = None
+    #: The center was reached but failed on the batch (``BatchFailed``, an
+    #: unreadable answer): ``sync_all`` sends its records in smaller batches.
+    batch_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +155,9 @@ class Outbox:
     def __init__(self, path: str | Path, *, terminal_id: str) -> None:
         self.terminal_id = terminal_id
         self._db = open_store(path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "alone" not in columns:  # a store made before failed batches were split
+            self._db.execute("ALTER TABLE outbox ADD COLUMN alone INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -203,13 +228,26 @@ class Outbox:
 
     # -- syncing ---------------------------------------------------------------
 
-    def due(self, *, now: dt.datetime, limit: int = 100) -> list[dict[str, Any]]:
+    def due(
+        self, *, now: dt.datetime, limit: int = 100, after_seq: int = 0
+    ) -> list[dict[str, Any]]:
+        """The next batch: the waiting records due by ``now`` after ``after_seq``,
+        in seq order, at most ``limit``. A record the center failed on when it
+        was sent alone (``alone``) goes in a batch of its own, so it never again
+        takes the records around it down with it."""
         rows = self._db.execute(
-            "SELECT record FROM outbox WHERE state = 'waiting' AND next_attempt_utc <= ?"
-            " ORDER BY seq LIMIT ?",
-            (_iso(now), limit),
+            "SELECT record, alone FROM outbox WHERE state = 'waiting'"
+            " AND next_attempt_utc <= ? AND seq > ? ORDER BY seq LIMIT ?",
+            (_iso(now), after_seq, limit),
         ).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        batch: list[dict[str, Any]] = []
+        for record, alone in rows:
+            if alone and batch:
+                break
+            batch.append(json.loads(record))
+            if alone:
+                break
+        return batch
 
     def upload_key(self, records: Sequence[Mapping[str, Any]]) -> str:
         """Stable for the same batch: the terminal, the seq range and a digest of
@@ -218,24 +256,97 @@ class Outbox:
         return f"{self.terminal_id}-{records[0]['seq']}-{records[-1]['seq']}-{digest}"[:64]
 
     def sync_once(
-        self, center: Uploader, *, now: Callable[[], dt.datetime], limit: int = 100
+        self,
+        center: Uploader,
+        *,
+        now: Callable[[], dt.datetime],
+        limit: int = 100,
+        after_seq: int = 0,
     ) -> SyncReport:
-        """Uploads one batch of due records and stores the answers. Never raises
-        for a network or server failure: the batch waits with a backoff."""
-        sent_at = now()
-        batch = self.due(now=sent_at, limit=limit)
+        """Uploads one batch of due records (after ``after_seq``) and stores the
+        answers. Never raises for a network or server failure: the batch waits
+        with a backoff (a record the center failed on alone is marked to go
+        alone from then on). ``sync_all`` is the round that splits failed batches."""
+        batch = self.due(now=now(), limit=limit, after_seq=after_seq)
         if not batch:
             return SyncReport(sent=0, answered={})
+        report = self._send(center, batch, now=now)
+        if report.error:
+            alone = report.batch_failed and len(batch) == 1
+            self._defer(_seqs(batch), now(), report.error, alone=alone)
+        return report
+
+    def sync_all(
+        self, center: Uploader, *, now: Callable[[], dt.datetime], limit: int = 100
+    ) -> list[SyncReport]:
+        """One round over the queue in seq order, batch after batch, until nothing
+        more is due. The round stops when the center is out of reach (the batch
+        waits out its backoff). A batch the center fails on is split in halves,
+        and halves of those, at once: the records it can take are answered, and
+        only a record it fails on alone backs off — the records after it go on
+        uploading. When ``FAILED_ALONE_IN_A_ROW`` records in a row fail alone the
+        center is failing on everything: the rest of the batch waits out its
+        backoff and the round stops, so an outage is not hammered."""
+        reports: list[SyncReport] = []
+        after = 0
+        while True:
+            batch = self.due(now=now(), limit=limit, after_seq=after)
+            if not batch:
+                return reports
+            if not self._send_splitting(center, batch, now=now, reports=reports):
+                return reports
+            after = int(batch[-1]["seq"])
+
+    def _send_splitting(
+        self,
+        center: Uploader,
+        batch: list[dict[str, Any]],
+        *,
+        now: Callable[[], dt.datetime],
+        reports: list[SyncReport],
+    ) -> bool:
+        """Sends ``batch``, splitting it while the center fails on it (see
+        ``sync_all``); False when the round must stop."""
+        parts = [batch]
+        failed_alone = 0
+        while parts:
+            part = parts.pop()
+            report = self._send(center, part, now=now)
+            reports.append(report)
+            if not report.error:
+                failed_alone = 0
+                continue
+            if not report.batch_failed:  # out of reach: this part waits, the round stops
+                self._defer(_seqs(part), now(), report.error)
+                return False
+            if len(part) > 1:
+                half = (len(part) + 1) // 2
+                parts += [part[half:], part[:half]]  # the first half goes first
+                continue
+            self._defer(_seqs(part), now(), report.error, alone=True)
+            failed_alone += 1
+            if failed_alone >= FAILED_ALONE_IN_A_ROW and parts:
+                self._defer([seq for rest in parts for seq in _seqs(rest)], now(), report.error)
+                return False
+        return True
+
+    def _send(
+        self, center: Uploader, batch: list[dict[str, Any]], *, now: Callable[[], dt.datetime]
+    ) -> SyncReport:
+        """Uploads exactly ``batch`` and stores the center's answers; records it
+        leaves out back off. A failure of the whole batch is only reported
+        (``error``, ``batch_failed``): the caller decides what waits."""
+        sent_at = now()
         try:
             answer = center.upload(self.upload_key(batch), batch)
             results = {int(item["seq"]): dict(item) for item in answer["results"]}
+        except BatchFailed as error:
+            return SyncReport(sent=len(batch), answered={}, error=str(error), batch_failed=True)
         except CenterUnavailable as error:
-            self._defer([int(r["seq"]) for r in batch], sent_at, str(error))
             return SyncReport(sent=len(batch), answered={}, error=str(error))
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             message = f"unreadable answer from the center: {error}"
-            self._defer([int(r["seq"]) for r in batch], sent_at, message)
-            return SyncReport(sent=len(batch), answered={}, error=message)
+            return SyncReport(sent=len(batch), answered={}, error=message, batch_failed=True)
         received_at = now()
         offset = clock_offset_ms(answer.get("server_time"), sent_at, received_at)
         counts: dict[str, int] = {}
@@ -262,19 +373,11 @@ class Outbox:
             self._defer(missing, received_at, "the center did not answer for these records")
         return SyncReport(sent=len(batch), answered=counts, clock_offset_ms=offset)
 
-    def sync_all(
-        self, center: Uploader, *, now: Callable[[], dt.datetime], limit: int = 100
-    ) -> list[SyncReport]:
-        """Batches until nothing is due or a batch fails."""
-        reports = []
-        while True:
-            report = self.sync_once(center, now=now, limit=limit)
-            if report.sent:
-                reports.append(report)
-            if report.sent < limit or report.error:
-                return reports
-
-    def _defer(self, seqs: Sequence[int], at: dt.datetime, error: str) -> None:
+    def _defer(
+        self, seqs: Sequence[int], at: dt.datetime, error: str, *, alone: bool = False
+    ) -> None:
+        """The records wait out their backoff; with ``alone`` (the center failed
+        on the record sent by itself) it is sent alone from then on."""
         with self._write() as db:
             for seq in seqs:
                 (attempts,) = db.execute(
@@ -282,9 +385,9 @@ class Outbox:
                 ).fetchone()
                 wait = dt.timedelta(seconds=backoff_seconds(int(attempts) + 1))
                 db.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_utc = ?"
-                    " WHERE seq = ? AND state = 'waiting'",
-                    (_iso(at + wait), seq),
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_utc = ?,"
+                    " alone = MAX(alone, ?) WHERE seq = ? AND state = 'waiting'",
+                    (_iso(at + wait), int(alone), seq),
                 )
             self._set(db, "last_error", error[:500])
 
@@ -325,6 +428,10 @@ class Outbox:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _seqs(records: Sequence[Mapping[str, Any]]) -> list[int]:
+    return [int(record["seq"]) for record in records]
 
 
 def _dumps(value: object) -> str:
