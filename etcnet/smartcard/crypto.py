@@ -9,14 +9,25 @@ listed in ``docs/smartcard.md`` ("Crypto profile").
 All cipher work goes through ``cryptography``. Two-key 3DES keys (K1‖K2) are expanded
 to the equivalent three-key form (K1‖K2‖K1) and single-DES keys to K‖K‖K before
 they reach ``cryptography``, which deprecates 16-byte TripleDES keys.
+
+Speed (the center verifies every uploaded TAC): the key schedule is the expensive part
+of a block cipher call, so a key's ECB context is made once and reused. ECB over whole
+blocks is stateless — ``update`` of a block multiple returns exactly its blocks and
+buffers nothing — so one context serves any number of calls; it is never finalized.
+CBC (the PBOC MAC) is computed as ECB of XOR-chained blocks through that context, bit
+for bit what a CBC context gives. :class:`CipherKey` holds a key's context for a
+caller that keeps the key (the vault's issuer-level keys, a card's TAC key); keys
+passed as bytes find their context in a small bounded cache (``context_cache_info``).
 """
 
 from __future__ import annotations
 
 import datetime
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import _CacheInfo, lru_cache
 
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.hazmat.primitives.ciphers.algorithms import SM4
@@ -28,12 +39,14 @@ except ImportError:  # pragma: no cover - older cryptography
         TripleDES,
     )
 
-from etcnet.smartcard.codec import bcd_date, bcd_time
 
 __all__ = [
     "LOAD_TRANS_TYPE",
     "Alg",
     "CardKeys",
+    "CipherKey",
+    "TacKey",
+    "context_cache_info",
     "derive",
     "diversify",
     "line_protection_mac",
@@ -132,15 +145,48 @@ def _cipher_alg(alg: Alg, key: bytes) -> TripleDES | SM4:
     return SM4(_need(key, 16, "SM4 key"))
 
 
+_ECB = modes.ECB()  # a mode object holds no state
+
+#: Bytes in → the same number of bytes out: one reusable ECB encryption context's update.
+Encrypt = Callable[[bytes], bytes]
+
+
+def _new_encryptor(alg: Alg, key: bytes) -> Encrypt:
+    """A fresh ECB context for ``key``. Callers pass whole blocks only, so it never
+    buffers: every call is one ``update`` that leaves no state behind, and the context
+    serves any number of calls, from any thread."""
+    return Cipher(_cipher_alg(alg, key), _ECB).encryptor().update
+
+
+#: Contexts of keys passed as bytes: the issuer master keys while deriving, a test's
+#: keys; one-off session keys pass through and age out. Bounded: a context with its
+#: key schedule is about 1 KB.
+_encryptor = lru_cache(maxsize=512)(_new_encryptor)
+
+
+def context_cache_info() -> _CacheInfo:
+    """Hits, misses and size of the cache of cipher contexts of keys given as bytes."""
+    return _encryptor.cache_info()
+
+
 def _ecb(alg: Alg, key: bytes, data: bytes) -> bytes:
-    encryptor = Cipher(_cipher_alg(alg, key), modes.ECB()).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
+    if len(data) % alg.block_size:  # a reused context must never hold a partial block
+        raise ValueError(f"ECB input must be whole {alg.block_size}-byte blocks")
+    return _encryptor(alg, bytes(key))(data)
 
 
-def _cbc_last(cipher: TripleDES | SM4, iv: bytes, data: bytes) -> bytes:
-    encryptor = Cipher(cipher, modes.CBC(iv)).encryptor()
-    out = encryptor.update(data) + encryptor.finalize()
-    return out[-len(iv) :]
+def _cbc_last(encrypt: Encrypt, iv: bytes, data: bytes) -> bytes:
+    """The last block of the CBC encryption of ``data`` (whole blocks) under ``iv``:
+    each block XORed with the previous cipher block, then encrypted through ECB."""
+    size = len(iv)
+    bits, mask = 8 * size, (1 << 8 * size) - 1
+    whole = int.from_bytes(data, "big")  # the blocks as one number: XOR without slicing
+    chain = int.from_bytes(iv, "big")
+    out = iv
+    for shift in range(len(data) * 8 - bits, -1, -bits):
+        out = encrypt((chain ^ (whole >> shift & mask)).to_bytes(size, "big"))
+        chain = int.from_bytes(out, "big")
+    return out
 
 
 def _pad80(data: bytes, block: int) -> bytes:
@@ -150,14 +196,68 @@ def _pad80(data: bytes, block: int) -> bytes:
 
 
 def _xor(left: bytes, right: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(left, right, strict=True))
+    if len(left) != len(right):
+        raise ValueError("XOR of blocks of different lengths")
+    value = int.from_bytes(left, "big") ^ int.from_bytes(right, "big")
+    return value.to_bytes(len(left), "big")
+
+
+_NOT = bytes(b ^ 0xFF for b in range(256))
 
 
 def _not(data: bytes) -> bytes:
-    return bytes(b ^ 0xFF for b in data)
+    return data.translate(_NOT)
 
 
 # --- keys ----------------------------------------------------------------------------
+
+
+class CipherKey:
+    """A key held with its ECB cipher context, for many operations under one key.
+
+    The vault keeps its issuer-level keys this way (each card's keys are one
+    ``diversify`` away) and a card's TAC key (:class:`TacKey`). Results are those of
+    the module functions given the same key as bytes. ``repr`` never shows the key."""
+
+    __slots__ = ("_encrypt", "alg")
+
+    def __init__(self, alg: Alg, key: bytes) -> None:
+        if not isinstance(key, bytes | bytearray):
+            raise TypeError(f"key must be bytes, got {type(key).__name__}")
+        self.alg = alg
+        self._encrypt = _new_encryptor(alg, bytes(key))  # checks the length
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.alg.value}, <hidden>)"
+
+    def encrypt(self, data: bytes) -> bytes:
+        """ECB of whole blocks (3DES: two-key EDE for a 16-byte key, DES for 8)."""
+        if len(data) % self.alg.block_size:
+            raise ValueError(f"ECB input must be whole {self.alg.block_size}-byte blocks")
+        return self._encrypt(data)
+
+    def diversify(self, factor: bytes) -> bytes:
+        """:func:`diversify` with this (16-byte) key: ``F ‖ ~F`` in one ECB call — the
+        same bytes for 3DES (two blocks) and SM4 (one block)."""
+        factor = _need(factor, 8, "diversification factor")
+        return self._encrypt(factor + _not(factor))
+
+    def mac(self, data: bytes, iv: bytes | None = None) -> bytes:
+        """:func:`mac` with this key (3DES: an 8-byte single-DES key)."""
+        block = self.alg.block_size
+        iv = bytes(block) if iv is None else _need(iv, block, "IV")
+        return _cbc_last(self._encrypt, iv, _pad80(data, block))[:4]
+
+
+class TacKey(CipherKey):
+    """A card's TAC key prepared from its DTK (:func:`tac_key`), for verifying many of
+    its TACs; :func:`verify_purchase_tac` and :func:`verify_load_tac` take it in place
+    of the DTK."""
+
+    __slots__ = ()
+
+    def __init__(self, alg: Alg, dtk: bytes) -> None:
+        super().__init__(alg, tac_key(alg, dtk))
 
 
 def diversify(alg: Alg, master: bytes, factor: bytes) -> bytes:
@@ -167,9 +267,8 @@ def diversify(alg: Alg, master: bytes, factor: bytes) -> bytes:
     (Part 1 SM4 profile)."""
     master = _need(master, 16, "master key")
     factor = _need(factor, 8, "diversification factor")
-    if alg is Alg.TDES:
-        return _ecb(alg, master, factor) + _ecb(alg, master, _not(factor))
-    return _ecb(alg, master, factor + _not(factor))
+    # 3DES: ECB of the two blocks F, ~F is E(F) ‖ E(~F); SM4: one block.
+    return _encryptor(alg, master)(factor + _not(factor))
 
 
 def derive(alg: Alg, master: bytes, *factors: bytes) -> bytes:
@@ -225,10 +324,9 @@ def mac(alg: Alg, key: bytes, data: bytes, iv: bytes | None = None) -> bytes:
     3DES profile: single-DES CBC-MAC with an 8-byte key (session keys, TAC key; §1.6).
     SM4: SM4 CBC-MAC with a 16-byte key and 16-byte blocks. ``iv`` defaults to zeros."""
     block = alg.block_size
-    if alg is Alg.TDES:
-        key = _need(key, 8, "single-DES MAC key")
+    key = _need(key, 8, "single-DES MAC key") if alg is Alg.TDES else _need(key, 16, "SM4 key")
     iv = bytes(block) if iv is None else _need(iv, block, "IV")
-    return _cbc_last(_cipher_alg(alg, key), iv, _pad80(data, block))[:4]
+    return _cbc_last(_encryptor(alg, key), iv, _pad80(data, block))[:4]
 
 
 def retail_mac(key: bytes, data: bytes, iv: bytes | None = None) -> bytes:
@@ -239,10 +337,11 @@ def retail_mac(key: bytes, data: bytes, iv: bytes | None = None) -> bytes:
     key = _need(key, 16, "retail MAC key")
     iv = bytes(8) if iv is None else _need(iv, 8, "IV")
     padded = _pad80(data, 8)
-    chained = _cbc_last(_tdes_alg(key[:8]), iv, padded)
-    decryptor = Cipher(_tdes_alg(key[8:]), modes.ECB()).decryptor()
+    k1 = _encryptor(Alg.TDES, key[:8])
+    chained = _cbc_last(k1, iv, padded)
+    decryptor = Cipher(_tdes_alg(key[8:]), _ECB).decryptor()
     middle = decryptor.update(chained) + decryptor.finalize()
-    return _ecb(Alg.TDES, key[:8], middle)[:4]
+    return k1(middle)[:4]
 
 
 def line_protection_mac(alg: Alg, key: bytes, challenge4: bytes, apdu_without_mac: bytes) -> bytes:
@@ -261,10 +360,36 @@ def line_protection_mac(alg: Alg, key: bytes, challenge4: bytes, apdu_without_ma
 # --- purchase ------------------------------------------------------------------------
 
 
+#: 0-99 as one BCD byte.
+_BCD = bytes(n // 10 << 4 | n % 10 for n in range(100))
+
+
 def _stamp(when: datetime.datetime) -> bytes:
+    """BCD ``yyyymmddhhmmss`` (7 bytes): codec's ``bcd_date`` + ``bcd_time`` by table
+    lookup, as every TAC pays for it."""
     if not isinstance(when, datetime.datetime):
         raise TypeError("when must be a datetime (the terminal's local date and time)")
-    return bcd_date(when, field="when") + bcd_time(when)
+    bcd = _BCD
+    year = when.year
+    return bytes(
+        (
+            bcd[year // 100],
+            bcd[year % 100],
+            bcd[when.month],
+            bcd[when.day],
+            bcd[when.hour],
+            bcd[when.minute],
+            bcd[when.second],
+        )
+    )
+
+
+def _tac_mac(alg: Alg, dtk: bytes | TacKey, data: bytes) -> bytes:
+    if isinstance(dtk, TacKey):
+        if dtk.alg is not alg:
+            raise ValueError(f"a {dtk.alg.value} TAC key cannot verify a {alg.value} TAC")
+        return dtk.mac(data)
+    return mac(alg, tac_key(alg, dtk), data)
 
 
 def _session_input(alg: Alg, data8: bytes) -> bytes:
@@ -309,23 +434,25 @@ def purchase_mac2(alg: Alg, session_key: bytes, amount: int) -> bytes:
 
 def purchase_tac(
     alg: Alg,
-    dtk: bytes,
+    dtk: bytes | TacKey,
     amount: int,
     trans_type: int,
     terminal6: bytes,
     terminal_seq4: bytes | int,
     when: datetime.datetime,
 ) -> bytes:
-    """TAC over amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time."""
+    """TAC over amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time.
+
+    ``dtk``: the card's DTK, or a :class:`TacKey` prepared from it."""
     data = _amount(amount) + _fixed(trans_type, 1, "transaction type")
     data += _need(terminal6, 6, "terminal number")
     data += _fixed(terminal_seq4, 4, "terminal transaction sequence") + _stamp(when)
-    return mac(alg, tac_key(alg, dtk), data)
+    return _tac_mac(alg, dtk, data)
 
 
 def verify_purchase_tac(
     alg: Alg,
-    dtk: bytes,
+    dtk: bytes | TacKey,
     amount: int,
     trans_type: int,
     terminal6: bytes,
@@ -381,7 +508,7 @@ def load_mac2(
 
 def load_tac(
     alg: Alg,
-    dtk: bytes,
+    dtk: bytes | TacKey,
     balance_after: int,
     online_atc2: bytes | int,
     amount: int,
@@ -394,12 +521,12 @@ def load_tac(
     data = _amount(balance_after, "balance") + _fixed(online_atc2, 2, "online ATC")
     data += _amount(amount) + _fixed(trans_type, 1, "transaction type")
     data += _need(terminal6, 6, "terminal number") + _stamp(when)
-    return mac(alg, tac_key(alg, dtk), data)
+    return _tac_mac(alg, dtk, data)
 
 
 def verify_load_tac(
     alg: Alg,
-    dtk: bytes,
+    dtk: bytes | TacKey,
     balance_after: int,
     online_atc2: bytes | int,
     amount: int,

@@ -223,3 +223,114 @@ def test_sm4_vector_through_etcnets_own_cipher_path() -> None:
     factor = h("0123456789ABCDEF")
     inverted = bytes(b ^ 0xFF for b in factor)
     assert diversify(Alg.SM4, key, factor) == _ecb(Alg.SM4, key, factor + inverted)
+
+
+# --- reused cipher contexts: the same bytes as a fresh context every time ----------
+
+
+def _cbc_reference(alg: Alg, key: bytes, iv: bytes, data: bytes) -> bytes:
+    """PBOC MAC through a new CBC context of ``cryptography`` (the pre-cache path)."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+
+    algorithm = TripleDES(key * 3) if alg is Alg.TDES else SM4(key)
+    padded = data + h("80") + bytes(-(len(data) + 1) % alg.block_size)
+    encryptor = Cipher(algorithm, modes.CBC(iv)).encryptor()
+    return (encryptor.update(padded) + encryptor.finalize())[-alg.block_size :][:4]
+
+
+@given(
+    alg=st.sampled_from(list(Alg)),
+    key=st.binary(min_size=16, max_size=16),
+    iv=st.binary(min_size=16, max_size=16),
+    data=st.binary(max_size=80),
+)
+def test_mac_through_a_reused_context_equals_a_fresh_cbc_context(
+    alg: Alg, key: bytes, iv: bytes, data: bytes
+) -> None:
+    key = key[:8] if alg is Alg.TDES else key
+    iv = iv[: alg.block_size]
+    expected = _cbc_reference(alg, key, iv, data)
+    assert crypto.mac(alg, key, data, iv) == expected
+    assert crypto.mac(alg, key, data, iv) == expected  # again, from the cached context
+    assert crypto.CipherKey(alg, key).mac(data, iv) == expected
+
+
+@given(alg=st.sampled_from(list(Alg)), data=st.binary(max_size=40))
+def test_mac_calls_interleaved_over_keys_stay_independent(alg: Alg, data: bytes) -> None:
+    keys = [bytes([n]) * (8 if alg is Alg.TDES else 16) for n in (1, 2, 3)]
+    zeros = bytes(alg.block_size)
+    first = [crypto.mac(alg, key, data) for key in keys]
+    assert [crypto.mac(alg, key, data) for key in reversed(keys)] == first[::-1]
+    assert first == [_cbc_reference(alg, key, zeros, data) for key in keys]
+
+
+def test_a_key_given_as_bytes_reuses_its_context() -> None:
+    key = h("2233445566778899")
+    crypto.mac(Alg.TDES, key, b"first")
+    hits = crypto.context_cache_info().hits
+    crypto.mac(Alg.TDES, key, b"second")
+    assert crypto.context_cache_info().hits == hits + 1
+
+
+@pytest.mark.parametrize("alg", list(Alg))
+def test_cipher_key_diversifies_and_encrypts_as_the_functions_do(alg: Alg) -> None:
+    key = crypto.CipherKey(alg, MTK)
+    assert key.diversify(ISSUER_FACTOR) == crypto.diversify(alg, MTK, ISSUER_FACTOR)
+    block = bytes(range(alg.block_size))
+    assert key.encrypt(block * 2) == crypto._ecb(alg, MTK, block * 2)
+    assert repr(key) == f"CipherKey({alg.value}, <hidden>)"
+
+
+@pytest.mark.parametrize("alg", list(Alg))
+def test_ecb_refuses_a_partial_block_and_the_context_stays_good(alg: Alg) -> None:
+    block = bytes(range(alg.block_size))
+    before = crypto._ecb(alg, MTK, block)
+    with pytest.raises(ValueError, match="whole"):
+        crypto._ecb(alg, MTK, block[:-1])
+    with pytest.raises(ValueError, match="whole"):
+        crypto.CipherKey(alg, MTK).encrypt(block + b"\x00")
+    assert crypto._ecb(alg, MTK, block) == before
+
+
+def test_the_worked_example_tac_through_a_prepared_tac_key() -> None:
+    dtk = crypto.derive(Alg.TDES, MTK, ISSUER_FACTOR, SERIAL)
+    key = crypto.TacKey(Alg.TDES, dtk)
+    tac = crypto.purchase_tac(Alg.TDES, key, AMOUNT, 0x09, TERMINAL, SEQ, NOON)
+    assert tac.hex().upper() == "11093965"
+    assert crypto.verify_purchase_tac(Alg.TDES, key, AMOUNT, 0x09, TERMINAL, SEQ, NOON, tac)
+    assert not crypto.verify_purchase_tac(Alg.TDES, key, AMOUNT, 0x09, TERMINAL, 0x124, NOON, tac)
+    assert dtk.hex() not in repr(key).lower()
+    assert "1d9721d5d7015784" not in repr(key).lower()
+
+
+@pytest.mark.parametrize("alg", list(Alg))
+def test_a_tac_key_gives_the_tacs_its_dtk_gives(alg: Alg) -> None:
+    dtk = crypto.derive(alg, MTK, ISSUER_FACTOR, SERIAL)
+    key = crypto.TacKey(alg, dtk)
+    for amount in (0, 1, AMOUNT, 0xFFFFFFFF):
+        assert crypto.purchase_tac(alg, key, amount, 0x09, TERMINAL, SEQ, NOON) == (
+            crypto.purchase_tac(alg, dtk, amount, 0x09, TERMINAL, SEQ, NOON)
+        )
+    assert crypto.load_tac(alg, key, 10500, 7, 10000, 0x02, TERMINAL, NOON) == (
+        crypto.load_tac(alg, dtk, 10500, 7, 10000, 0x02, TERMINAL, NOON)
+    )
+
+
+def test_a_tac_key_of_the_other_algorithm_is_refused() -> None:
+    key = crypto.TacKey(Alg.SM4, MTK)
+    with pytest.raises(ValueError, match="a sm4 TAC key cannot verify a 3des TAC"):
+        crypto.verify_purchase_tac(Alg.TDES, key, AMOUNT, 0x09, TERMINAL, SEQ, NOON, bytes(4))
+
+
+@given(st.datetimes(min_value=datetime.datetime(1, 1, 1)))
+def test_the_tac_time_stamp_is_the_codecs_bcd_date_and_time(when: datetime.datetime) -> None:
+    from etcnet.smartcard.codec import bcd_date, bcd_time
+
+    assert crypto._stamp(when) == bcd_date(when, field="when") + bcd_time(when)
+
+
+@given(st.binary(max_size=24), st.binary(max_size=24))
+def test_xor_and_not_helpers(left: bytes, right: bytes) -> None:
+    right = (right + bytes(len(left)))[: len(left)]
+    assert crypto._xor(left, right) == bytes(a ^ b for a, b in zip(left, right, strict=True))
+    assert crypto._not(left) == bytes(b ^ 0xFF for b in left)
