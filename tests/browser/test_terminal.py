@@ -1,12 +1,16 @@
 """The collector's terminal in a 390×844 browser: seed 002 (ETC single card,
 station hex, station master's minimum-fee authorisation) and seed 001 (ETC
 linkage at an open-road station), then a status-listed card refused and paid
-in cash. The terminal runs as its own process against the live center."""
+in cash; a weight typed wrong refused on the handheld before any charge. The
+terminal runs as its own process against the live center."""
 
 from __future__ import annotations
 
 import io
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,3 +221,91 @@ def test_seed_001_linkage_then_a_listed_card_is_refused_and_pays_cash(
     listed = TollTransaction.objects.get(special_case="status_list")
     assert (listed.payment_type, listed.payable_fen, listed.tac) == (1, 500, "")
     assert devices.read_card(card).balance == 10_000 - 475
+
+
+def outbox_rows(data: Path) -> int:
+    """The records in a terminal's store (read-only, beside the running process)."""
+    with closing(sqlite3.connect(f"file:{data / 'terminal.sqlite3'}?mode=ro", uri=True)) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    return int(count)
+
+
+def test_a_bad_weight_is_refused_on_the_handheld_before_any_charge(
+    handheld,
+    live_server,
+    operator,
+    tmp_path,
+    card,  # noqa: F811
+    staff,
+    terminal_ui,
+    snap,
+):
+    enter_at_yangcun(live_server, operator, tmp_path, card)
+    base = terminal_ui("HH-3", "S1201005", [3])
+    page = handheld
+    sign_in_on_lane(page, base, "3")
+    page.click("[data-testid=single]")
+    page.select_option("[data-testid=card]", card.emulator_file)
+    read_and_photo(page)
+    page.select_option("[data-testid=vehicle-class]", "12")  # a 2-axle truck on this card
+    page.click("[data-testid=weigh]")
+    page.fill("[data-testid=axles]", "2")
+
+    # 算费 with a weight typed wrong: the field says what is wrong, no fee is shown.
+    for typed in ("-100", "abc"):
+        page.fill("[data-testid=total-weight]", typed)
+        page.click("[data-testid=quote]")
+        error = page.get_by_test_id("total-weight-error")
+        expect(error).to_have_attribute("data-code", "weight_not_whole")
+        expect(error).to_contain_text(f"车货总重须为整千克数，例如 18000，不能是“{typed}”")
+        expect(page.get_by_test_id("total-weight")).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_test_id("fee")).to_have_count(0)
+        no_overflow(page)
+    snap(page, "bad-weight")
+
+    # A good weight: the fee, and the truck shown over its limit (it still pays).
+    page.fill("[data-testid=total-weight]", "20500")
+    page.click("[data-testid=quote]")
+    expect(page.get_by_test_id("weight-limit")).to_have_text("18000")
+    expect(page.get_by_test_id("overweight")).to_contain_text("超限")
+    amount = page.get_by_test_id("amount").inner_text()
+    snap(page, "overweight")
+    page.fill("[data-testid=hex-confirm]", "12010301")
+    page.fill("[data-testid=reason]", "货车持客车卡")
+    page.fill("[data-testid=master-username]", "sam")
+    page.fill("[data-testid=master-password]", "pw-12345678")
+    page.click("[data-testid=authorise]")
+    expect(page.get_by_test_id("authorised")).to_be_visible()
+
+    # 数据保存 with the weight changed to something wrong after the fee was shown:
+    # refused before the card, the fee gone until it is calculated again.
+    for typed in ("1.5", "🚚"):
+        page.fill("[data-testid=total-weight]", typed)
+        page.click("[data-testid=commit]")
+        expect(page.get_by_test_id("total-weight-error")).to_have_attribute(
+            "data-code", "weight_not_whole"
+        )
+        expect(page.get_by_test_id("error")).to_contain_text(typed)
+        expect(page.get_by_test_id("done")).to_have_count(0)
+        expect(page.get_by_test_id("fee")).to_have_count(0)
+        assert devices.read_card(card).balance == 10_000  # nothing charged
+        assert outbox_rows(tmp_path / "HH-3") == 0  # nothing recorded
+        expect(page.get_by_test_id("balance")).to_have_text("100.00")
+        page.fill("[data-testid=total-weight]", "20500")
+        page.click("[data-testid=quote]")  # the answers given (hex, reason, master) are kept
+        expect(page.get_by_test_id("authorised")).to_be_visible()
+
+    # The next good input goes through, the truck flagged on its record.
+    page.click("[data-testid=commit]")
+    expect(page.get_by_test_id("done")).to_be_visible()
+    expect(page.get_by_test_id("paid")).to_have_text(amount)
+    synced(base)
+    txn = TollTransaction.objects.get(direction="exit")
+    assert (txn.status, txn.axles, txn.total_weight_kg, txn.weight_limit_kg, txn.overweight) == (
+        "accepted",
+        2,
+        20_500,
+        18_000,
+        True,
+    )
+    assert devices.read_card(card).balance == 10_000 - txn.amount_fen

@@ -197,6 +197,9 @@ class Reading:
     recovered_seq: int | None = None
     #: Bytes 1–20 of the card's 0015, copied into the OBU's fee file (EF04).
     card_0015_head: bytes = bytes(20)
+    #: The status-list version the card and OBU were checked against (None when
+    #: the terminal held none); the transaction records carry it.
+    list_version: str | None = None
 
     @property
     def card_refused(self) -> bool:
@@ -236,6 +239,15 @@ class Quote:
     special_cases: tuple[str, ...]
     insufficient_balance: bool
     payment_type: int  # the card's type, or FREE; a fallback when the card cannot pay
+    #: The tariff version (the tariff download's ``version``) the fee was
+    #: computed with; the exit record carries it.
+    tariff_version: str | None = None
+    #: 计重信息 as checked (``lane.weighing``): the §5 limit by axles for a truck,
+    #: and whether the vehicle is over it (超限) — shown before the collector confirms.
+    axles: int | None = None
+    total_weight_kg: int | None = None
+    weight_limit_kg: int | None = None
+    overweight: bool = False
 
     @property
     def needs_reason(self) -> bool:
@@ -261,7 +273,10 @@ class ExitRequest:
     """提交数据: an exit as the collector confirms it — the card in the reader (and
     the OBU read with it), its reading and quote, who works, the vehicle as seen,
     and the answers to the quote (station master, fallback payment, reason).
-    ``station_hex`` is what the collector typed to confirm (single-card flow)."""
+    ``station_hex`` is what the collector typed to confirm (single-card flow).
+    ``axles`` and ``total_weight_kg`` may be the text as typed: the exit checks
+    them (``lane.weighing``) before the card is touched, and takes the weight
+    limit from the axles (reference §5)."""
 
     card_t: Transport
     reading: Reading
@@ -271,9 +286,8 @@ class ExitRequest:
     plate: str
     plate_color: int
     vehicle_kind: int = 0
-    axles: int | None = None
-    total_weight_kg: int | None = None
-    weight_limit_kg: int | None = None
+    axles: int | str | None = None
+    total_weight_kg: int | str | None = None
     station_hex: str | None = None
     authorised_by: Person | None = None
     payment_type: int | None = None

@@ -39,6 +39,7 @@ from etcnet.terminal.lane._base import (
     _iso,
 )
 from etcnet.terminal.lane.shifts import Shifts
+from etcnet.terminal.lane.weighing import weighing
 
 
 class Purchases(Shifts):
@@ -55,7 +56,11 @@ class Purchases(Shifts):
         collector, shift = request.collector, request.shift
         authorised_by, reason = request.authorised_by, request.reason
         station_hex = request.station_hex
-        total_weight_kg, weight_limit_kg = request.total_weight_kg, request.weight_limit_kg
+        # 计重信息 first: a weight typed wrong must stop the exit before the card
+        # is touched (nothing is charged), whatever screen typed it.
+        weighed = weighing(
+            request.axles, request.total_weight_kg, vehicle_class=quote.fee.vehicle_class
+        )
         station = self.station()["station"]
         if station_hex is not None and station_hex.strip().upper() != station["hex"].upper():
             raise LaneError(
@@ -123,19 +128,19 @@ class Purchases(Shifts):
             "payable_fen": fee.payable_fen,
             "intervals": [charge.as_json() for charge in fee.intervals],
             "payment_type": pay,
-            "axles": request.axles,
-            "total_weight_kg": total_weight_kg,
-            "weight_limit_kg": weight_limit_kg,
-            "overweight": bool(
-                fee.overweight
-                or (weight_limit_kg and total_weight_kg and total_weight_kg > weight_limit_kg)
-            ),
+            "axles": weighed.axles,
+            "total_weight_kg": weighed.total_weight_kg,
+            "weight_limit_kg": weighed.weight_limit_kg,
+            "overweight": weighed.overweight or bool(fee.overweight),
             "special_case": quote.special_cases[0] if quote.special_cases else "",
             "special_reason": _reason(quote, reading, fee, reason),
             "collector": collector.username,
             "shift": shift.shift_no,
             "authorised_by": authorised_by.username if authorised_by else "",
             "photo_jpeg": _b64(request.photo_jpeg),
+            "list_version": reading.list_version,
+            "tariff_version": quote.tariff_version,
+            "balance_before_fen": None,  # a card purchase reads it (_purchase_fields)
         }
         # A free passage is still closed on a card that may be used: a zero-amount
         # composite purchase writes the exit, so the entry is not charged again.
@@ -158,8 +163,8 @@ class Purchases(Shifts):
             lane_status=EXIT_OPEN if fee.method is Method.OPEN else EXIT_CLOSED,
             plate=request.plate.strip(),
             plate_color=request.plate_color,
-            axles=request.axles or 0,
-            total_weight_kg=total_weight_kg or 0,
+            axles=weighed.axles or 0,
+            total_weight_kg=weighed.total_weight_kg or 0,
         )
         return self._purchase(
             card_t,
@@ -184,14 +189,17 @@ class Purchases(Shifts):
         plate_color: int,
         vehicle_class: int,
         vehicle_kind: int = 0,
-        axles: int | None = None,
-        total_weight_kg: int | None = None,
+        axles: int | str | None = None,
+        total_weight_kg: int | str | None = None,
         photo_jpeg: bytes | None = None,
         obu_t: Transport | None = None,
     ) -> Committed:
         """入口: the entry info written into 0019 by a zero-amount composite
         purchase (as real entry lanes do), and the entry recorded; with an OBU
-        (read with the card), a fresh fee file (EF04) carrying the entry."""
+        (read with the card), a fresh fee file (EF04) carrying the entry.
+        ``axles`` and ``total_weight_kg`` (text as typed, or numbers) are
+        checked before the card is touched (``lane.weighing``)."""
+        weighed = weighing(axles, total_weight_kg, vehicle_class=vehicle_class)
         if reading.card_refused:
             raise LaneError(
                 "card_cannot_enter",
@@ -217,11 +225,16 @@ class Purchases(Shifts):
             "fee_fen": 0,
             "payable_fen": 0,
             "payment_type": reading.card_type,
-            "axles": axles,
-            "total_weight_kg": total_weight_kg,
+            "axles": weighed.axles,
+            "total_weight_kg": weighed.total_weight_kg,
+            "weight_limit_kg": weighed.weight_limit_kg,
+            "overweight": weighed.overweight,
             "collector": collector.username,
             "shift": shift.shift_no,
             "photo_jpeg": _b64(photo_jpeg),
+            "list_version": reading.list_version,
+            "tariff_version": None,  # an entry charges nothing: no fee engine took part
+            "balance_before_fen": None,  # its zero-amount purchase reads it
         }
         record = Card0019(
             network=station["hex"][:4],
@@ -232,8 +245,8 @@ class Purchases(Shifts):
             lane_status=ENTRY_CLOSED_ETC,
             plate=plate.strip(),
             plate_color=plate_color,
-            axles=axles or 0,
-            total_weight_kg=total_weight_kg or 0,
+            axles=weighed.axles or 0,
+            total_weight_kg=weighed.total_weight_kg or 0,
         )
         return self._purchase(
             card_t,
@@ -471,6 +484,7 @@ class Purchases(Shifts):
             trans_type=intent["trans_type"],
             terminal_trans_seq=int(intent["terminal_seq"], 16),
             tac=proof[1].hex().upper() if proof else "",
+            balance_before_fen=_purse(intent.get("balance_before")),
             special_case=record.get("special_case") or "grey_completed",
             special_reason=(
                 (record.get("special_reason") or "")
@@ -497,12 +511,29 @@ def _intent_json(intent: ops.PurchaseIntent) -> dict[str, Any]:
 
 
 def _purchase_fields(result: ops.PurchaseResult) -> dict[str, Any]:
+    """What the card's purchase adds to the record: the debit and its proof, and
+    ``balance_before_fen``, the purse as GET BALANCE read it just before the
+    DEBIT (the center follows the card's own history with it)."""
     return {
         "amount_fen": result.amount,
         "trans_type": result.trans_type,
         "terminal_trans_seq": int.from_bytes(result.terminal_seq, "big"),
         "tac": result.tac.hex().upper(),
+        "balance_before_fen": _purse(result.balance_before),
     }
+
+
+#: What the center takes as ``balance_before_fen`` (docs/terminal.md).
+PURSE_RANGE = (0, 2**31 - 1)
+
+
+def _purse(balance: object) -> int | None:
+    """The purse read at the lane as the record carries it; None when there is
+    none or the card gave something no purse holds (the record says nothing
+    rather than something the center must refuse)."""
+    if type(balance) is not int or not PURSE_RANGE[0] <= balance <= PURSE_RANGE[1]:
+        return None
+    return balance
 
 
 #: The largest value of a 3-byte counter in EF04.

@@ -25,6 +25,7 @@ from etcnet.terminal.lane._base import (
     Reading,
 )
 from etcnet.terminal.lane.purchase import Purchases
+from etcnet.terminal.lane.weighing import weighing
 from etcnet.terminal.reference import StatusListCheck
 
 
@@ -84,6 +85,7 @@ class Readings(Purchases):
         today = self.clock().astimezone(LOCAL).date()
         problems: list[Problem] = []
         listed: StatusListCheck = self.status_list
+        list_version = self.status_list.version  # what the checks below look up
         list_types = {"card": listed.lookup("card", card.card_no)}
         if list_types["card"]:
             problems.append(
@@ -153,6 +155,7 @@ class Readings(Purchases):
             recovered=recovered,
             recovered_seq=recovered_seq,
             card_0015_head=card.raw_0015[:20],
+            list_version=list_version,
             **reading,
         )
 
@@ -181,24 +184,29 @@ class Readings(Purchases):
         plate_color: int,
         vehicle_class: int,
         vehicle_kind: int = 0,
-        axles: int | None = None,
-        total_weight_kg: int | None = None,
+        axles: int | str | None = None,
+        total_weight_kg: int | str | None = None,
         use_entry: bool = True,
     ) -> Quote:
         """算费 at this station for the vehicle as the collector sees it. The
         closed-road fee without the gantries' path is the minimum fee (or, with
-        no entry, the farthest entry's): both need the station master."""
+        no entry, the farthest entry's): both need the station master.
+        ``axles`` and ``total_weight_kg`` may be the text as typed: they are
+        checked first (``LaneError`` naming the field), and an overweight truck
+        is flagged on the quote (it still pays by class, §5)."""
+        weighed = weighing(axles, total_weight_kg, vehicle_class=vehicle_class)
         station = self.station()["station"]
         entry = reading.entry.node_id if (use_entry and reading.entry) else None
         try:
-            fee = self.engine().trip(
+            engine = self.engine()
+            fee = engine.trip(
                 exit=station["node_id"],
                 vehicle_class=vehicle_class,
                 entry=entry,
                 payment=Payment.ETC,
                 vehicle_kind=vehicle_kind,
-                axles=axles,
-                total_mass_kg=total_weight_kg,
+                axles=weighed.axles,
+                total_mass_kg=weighed.total_weight_kg,
             )
         except FeeError as error:
             raise LaneError(
@@ -232,4 +240,9 @@ class Readings(Purchases):
             special_cases=tuple(dict.fromkeys(specials)),
             insufficient_balance=insufficient,
             payment_type=payment,
+            tariff_version=self._engine[0] if self._engine else None,
+            axles=weighed.axles,
+            total_weight_kg=weighed.total_weight_kg,
+            weight_limit_kg=weighed.weight_limit_kg,
+            overweight=weighed.overweight or bool(fee.overweight),
         )

@@ -255,7 +255,6 @@ _DRAFT_FIELDS = (
     "vehicle_kind",
     "axles",
     "total_weight_kg",
-    "weight_limit_kg",
     "station_hex",
     "payment_type",
     "reason",
@@ -326,8 +325,9 @@ def _quote(lane: LaneTerminal, flow: _Flow, reading: Reading) -> Quote:
         plate_color=v["plate_color"],
         vehicle_class=v["vehicle_class"],
         vehicle_kind=v["vehicle_kind"],
-        axles=_int(flow.draft.get("axles")),
-        total_weight_kg=_int(flow.draft.get("total_weight_kg")),
+        # As typed: the lane checks them (and names the field when they are wrong).
+        axles=flow.draft.get("axles", ""),
+        total_weight_kg=flow.draft.get("total_weight_kg", ""),
     )
 
 
@@ -466,8 +466,8 @@ def _commit(
             plate_color=v["plate_color"],
             vehicle_class=v["vehicle_class"],
             vehicle_kind=v["vehicle_kind"],
-            axles=_int(d.get("axles")),
-            total_weight_kg=_int(d.get("total_weight_kg")),
+            axles=d.get("axles", ""),
+            total_weight_kg=d.get("total_weight_kg", ""),
             photo_jpeg=photo,
             obu_t=flow.open_obu(),
         )
@@ -483,9 +483,8 @@ def _commit(
             plate=v["plate"],
             plate_color=v["plate_color"],
             vehicle_kind=v["vehicle_kind"],
-            axles=_int(d.get("axles")),
-            total_weight_kg=_int(d.get("total_weight_kg")),
-            weight_limit_kg=_int(d.get("weight_limit_kg")),
+            axles=d.get("axles", ""),
+            total_weight_kg=d.get("total_weight_kg", ""),
             station_hex=d.get("station_hex", "") if flow.mode == "single" else None,
             authorised_by=Person(
                 master["username"], master["name"], tuple(master["roles"]), master["offline"]
