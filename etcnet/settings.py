@@ -278,6 +278,12 @@ ETCNET_CARD_DIR = Path(env_str("ETCNET_CARD_DIR", str(DATA_DIR / "cards")))
 ETCNET_FUND_DISPUTE_DAYS = env_int("ETCNET_FUND_DISPUTE_DAYS", 30)
 ETCNET_CARD_VALID_YEARS = env_int("ETCNET_CARD_VALID_YEARS", 10)
 ETCNET_COUNTER_TERMINAL_NO = env_str("ETCNET_COUNTER_TERMINAL_NO", "610100000001")
+# The card network numbers (the first four digits of a card number) this center
+# issues: their cards' TACs are verified here; any other network's card is
+# another issuer's, taken into the store to be cleared with its issuer.
+ETCNET_CARD_NETWORKS = env_list("ETCNET_CARD_NETWORKS", ["6101"])
+# Cards whose TAC key the vault keeps ready, per algorithm (about 1 KB each).
+ETCNET_CARD_KEY_CACHE = env_int("ETCNET_CARD_KEY_CACHE", 20_000)
 
 # Status lists (docs/lists.md): version files are written to ETCNET_LIST_DIR and
 # signed with the Ed25519 key in ETCNET_LIST_KEY_FILE (made on first use). Imported

@@ -10,12 +10,12 @@ posts the mirror image. `check` proves the caches equal the postings.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models import BigIntegerField, Case, Exists, F, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 
 from etcnet.cards.models import (
@@ -32,6 +32,9 @@ LOADS_PENDING = "loads_pending"  # received, not yet on a card
 SETTLEMENTS_HELD = "settlements_held"  # cancelled or replaced cards' balances in the dispute period
 REFUNDS_PAYABLE = "refunds_payable"
 TOLLS_PAYABLE = "tolls_payable"  # purse money spent on tolls, owed to road owners
+# One tolls-payable account per terminal (`tolls_payable:<terminal>`): a province's
+# uploads never queue on one row; clearing rolls them up.
+TOLLS_PAYABLE_PREFIX = "tolls_payable:"
 BANK = "bank"
 MOBILE = "mobile_payment"
 
@@ -42,6 +45,11 @@ def cash_code(outlet_code: str) -> str:
 
 def purse_code(card_no: str) -> str:
     return f"purse:{card_no}"
+
+
+def tolls_payable_code(terminal_id: str) -> str:
+    """Card money a terminal's lane took, owed to the road owners until clearing."""
+    return f"{TOLLS_PAYABLE_PREFIX}{terminal_id}"
 
 
 def receivable_code(account_number: str) -> str:
@@ -63,15 +71,17 @@ class UnbalancedEntry(ValueError):
     pass
 
 
+def account_kind(code: str) -> LedgerKind:
+    if code.startswith(("cash:", "receivable:")):
+        return LedgerKind.ASSET
+    if code.startswith(("purse:", TOLLS_PAYABLE_PREFIX)):
+        return LedgerKind.LIABILITY
+    return _KINDS[code]
+
+
 def account(code: str) -> LedgerAccount:
     """The ledger account for a code, created on first use."""
-    if code.startswith(("cash:", "receivable:")):
-        kind = LedgerKind.ASSET
-    elif code.startswith("purse:"):
-        kind = LedgerKind.LIABILITY
-    else:
-        kind = _KINDS[code]
-    found, _ = LedgerAccount.objects.get_or_create(code=code, defaults={"kind": kind})
+    found, _ = LedgerAccount.objects.get_or_create(code=code, defaults={"kind": account_kind(code)})
     return found
 
 
@@ -141,12 +151,117 @@ def post(
     return entry
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One balanced entry of a batch: `lines` are (account code, fen) pairs."""
+
+    kind: EntryKind
+    lines: tuple[tuple[str, int], ...]
+    memo: str = ""
+    idempotency_key: str | None = None
+
+
+def post_many(
+    entries: Sequence[Entry], *, cards: Mapping[str, CardUnit] | None = None
+) -> list[int]:
+    """Many balanced entries in a few statements, whatever their number: the
+    accounts fetched (and made) at once, locked in primary-key order, the entries
+    and postings inserted in bulk, and each touched account's balance — and each
+    purse's card shadow balance — moved by one UPDATE. Runs inside the caller's
+    transaction; the caller locks the cards first (the order every service
+    keeps: card, then accounts). `cards` maps a card number to its card, for
+    the `purse:<card number>` accounts made on first use. Returns the entries' ids."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("ledger.post_many runs inside the service's transaction")
+    for entry in entries:
+        amounts = [amount for _, amount in entry.lines]
+        if not amounts or sum(amounts) != 0 or 0 in amounts:
+            raise UnbalancedEntry(f"entry {entry.kind} does not balance: {amounts}")
+    if not entries:
+        return []
+    codes = sorted({code for entry in entries for code, _ in entry.lines})
+    found = _accounts_for(codes, cards or {})
+    ids = sorted(found[code].pk for code in codes)
+    list(LedgerAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+    now = timezone.now()
+    made = JournalEntry.objects.bulk_create(
+        JournalEntry(
+            kind=entry.kind,
+            memo=entry.memo[:200],
+            created_at=now,
+            idempotency_key=entry.idempotency_key,
+        )
+        for entry in entries
+    )
+    Posting.objects.bulk_create(
+        Posting(entry_id=made_entry.pk, account_id=found[code].pk, amount_fen=amount)
+        for made_entry, entry in zip(made, entries, strict=True)
+        for code, amount in entry.lines
+    )
+    totals: dict[int, int] = defaultdict(int)
+    for entry in entries:
+        for code, amount in entry.lines:
+            totals[found[code].pk] += amount
+    moved = {pk: delta for pk, delta in totals.items() if delta}
+    if moved:
+        LedgerAccount.objects.filter(pk__in=list(moved)).update(
+            balance_fen=F("balance_fen") + _by_pk(moved)
+        )
+    purses: dict[int, int] = {}
+    for code in codes:
+        card_id = found[code].card_id
+        if card_id is not None and found[code].pk in moved:
+            purses[card_id] = -moved[found[code].pk]
+    if purses:
+        # A purse is a liability: a credit (negative posting) raises the card's balance.
+        CardUnit.objects.filter(pk__in=list(purses)).update(
+            shadow_balance_fen=F("shadow_balance_fen") + _by_pk(purses)
+        )
+    return [made_entry.pk for made_entry in made]
+
+
+def _by_pk(values: Mapping[int, int]) -> Case:
+    return Case(
+        *(When(pk=pk, then=Value(value)) for pk, value in values.items()),
+        output_field=BigIntegerField(),
+    )
+
+
+def _accounts_for(codes: Sequence[str], cards: Mapping[str, CardUnit]) -> dict[str, LedgerAccount]:
+    """The accounts of `codes`, made in bulk where missing (a race with another
+    process making the same account is settled by the unique code)."""
+    found = {a.code: a for a in LedgerAccount.objects.filter(code__in=codes)}
+    missing = [code for code in codes if code not in found]
+    if missing:
+        LedgerAccount.objects.bulk_create(
+            [
+                LedgerAccount(
+                    code=code,
+                    kind=account_kind(code),
+                    card=cards.get(code[len("purse:") :]) if code.startswith("purse:") else None,
+                )
+                for code in missing
+            ],
+            ignore_conflicts=True,
+        )
+        found.update({a.code: a for a in LedgerAccount.objects.filter(code__in=missing)})
+    return found
+
+
 def reverse(entry: JournalEntry, *, actor: Any, memo: str = "") -> JournalEntry:
     """The mirror image of an entry; the original stays as it was."""
     lines = [Line(p.account, -p.amount_fen) for p in entry.postings.select_related("account")]
     return post(
         EntryKind.REVERSAL, lines, actor=actor, memo=memo or f"reverses {entry.pk}", reverses=entry
     )
+
+
+def tolls_payable_total() -> int:
+    """What every terminal's tolls-payable account holds together (a liability: negative)."""
+    total = LedgerAccount.objects.filter(
+        Q(code=TOLLS_PAYABLE) | Q(code__startswith=TOLLS_PAYABLE_PREFIX)
+    ).aggregate(total=Sum("balance_fen"))["total"]
+    return int(total or 0)
 
 
 def balance(code: str) -> int:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 from ninja.security import HttpBearer
 
 from etcnet.core.errors import Forbidden, NotFound
@@ -27,9 +27,15 @@ class TerminalAuth(HttpBearer):
 router = Router(auth=TerminalAuth())
 
 
+#: Records in one upload: the terminal sends 100; a backlog may go in larger batches.
+MAX_RECORDS = 5_000
+
+
 class UploadIn(Schema):
     upload_key: str
-    records: list[dict[str, Any]]
+    # Any JSON value: a record that is not an object is answered `invalid` on its
+    # own instead of failing the whole upload.
+    records: list[Any] = Field(max_length=MAX_RECORDS)
 
 
 class UploadOut(Schema):

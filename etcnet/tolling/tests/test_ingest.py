@@ -74,7 +74,7 @@ def test_an_exit_purchase_is_accepted_once_with_its_tac_verified(terminal, card)
     card.refresh_from_db()
     assert card.shadow_balance_fen == 10_000 - 7149
     assert devices.read_card(card).balance == 10_000 - 7149
-    assert ledger.balance(ledger.TOLLS_PAYABLE) == -7149
+    assert ledger.tolls_payable_total() == -7149
     assert ledger.check() == []
 
 
@@ -130,16 +130,19 @@ def test_the_same_upload_key_with_another_payload_is_a_409(terminal, card):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "code"),
+    ("overrides", "code", "posted"),
     [
-        ({"tac": "00000000"}, 1),
-        ({"card_no": "61019999999999999999"}, 8),
-        ({"lane": 4}, 11),
-        ({"payment_type": 23}, 4),
-        ({"exit_time": "2026-11-21T10:30:00"}, 6),
+        ({"tac": "00000000"}, 1, False),
+        ({"card_no": "61019999999999999999"}, 8, False),
+        # The TAC proves the card paid: rejected, the debit posted all the same.
+        ({"lane": 4}, 11, True),
+        ({"payment_type": 23}, 4, True),
+        ({"exit_time": "2026-11-21T10:30:00"}, 6, True),
     ],
 )
-def test_rejected_records_are_kept_with_their_dispute_code(terminal, card, overrides, code):
+def test_rejected_records_are_kept_with_their_dispute_code(
+    terminal, card, overrides, code, posted
+):
     result = purchase(terminal, card, 800)
     body = {"upload_key": "r", "records": [record(result, seq=3, **overrides)]}
 
@@ -148,8 +151,10 @@ def test_rejected_records_are_kept_with_their_dispute_code(terminal, card, overr
     assert answer["results"][0]["result"] == "rejected"
     assert answer["results"][0]["code"] == code
     txn = TollTransaction.objects.get()
-    assert (txn.status, txn.dispute_code) == ("rejected", code)
-    assert CardUnit.objects.get(pk=card.pk).shadow_balance_fen == 10_000
+    assert (txn.status, txn.dispute_code, txn.tac_verified) == ("rejected", code, posted)
+    paid = 800 if posted else 0
+    assert CardUnit.objects.get(pk=card.pk).shadow_balance_fen == 10_000 - paid
+    assert ledger.tolls_payable_total() == -paid
     assert ledger.check() == []
 
 

@@ -101,7 +101,7 @@ def test_a_minimum_fee_authorised_elsewhere_is_accepted_and_flagged(
         "foreign_master",
         master,
     )
-    assert ledger.balance(ledger.TOLLS_PAYABLE) == -1000
+    assert ledger.tolls_payable_total() == -1000
     event = AuditEvent.objects.get(action="tolling.transaction_accepted")
     assert event.after["flag"] == "foreign_master"
     page = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
