@@ -107,6 +107,11 @@ class OutboxStatus:
     last_sync_utc: dt.datetime | None
     last_error: str
     clock_offset_ms: int | None
+    #: Waiting records the center failed on when sent alone: they back off by
+    #: themselves (the rest uploads) until the center takes them; the last
+    #: such failure's message.
+    held_back: int = 0
+    held_back_error: str = ""
 
 
 def backoff_seconds(attempts: int, *, rand: Callable[[], float] = random.random) -> float:
@@ -377,7 +382,9 @@ class Outbox:
         self, seqs: Sequence[int], at: dt.datetime, error: str, *, alone: bool = False
     ) -> None:
         """The records wait out their backoff; with ``alone`` (the center failed
-        on the record sent by itself) it is sent alone from then on."""
+        on the record sent by itself) it is sent alone from then on, and the
+        error is kept as the held-back records' (the center is not out of reach:
+        ``last_error`` is not set)."""
         with self._write() as db:
             for seq in seqs:
                 (attempts,) = db.execute(
@@ -389,7 +396,7 @@ class Outbox:
                     " alone = MAX(alone, ?) WHERE seq = ? AND state = 'waiting'",
                     (_iso(at + wait), int(alone), seq),
                 )
-            self._set(db, "last_error", error[:500])
+            self._set(db, "held_back_error" if alone else "last_error", error[:500])
 
     def mark_contact(self, at: dt.datetime, *, clock_offset_ms: int | None = None) -> None:
         """The center answered (a download, nothing to upload): the last sync is
@@ -410,6 +417,9 @@ class Outbox:
         (attention,) = self._db.execute(
             "SELECT COUNT(*) FROM outbox WHERE state IN ('conflict', 'invalid')"
         ).fetchone()
+        (held_back,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'waiting' AND alone"
+        ).fetchone()
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         last_sync = meta.get("last_sync_utc")
         offset = meta.get("clock_offset_ms")
@@ -419,6 +429,8 @@ class Outbox:
             last_sync_utc=dt.datetime.fromisoformat(last_sync) if last_sync else None,
             last_error=meta.get("last_error", ""),
             clock_offset_ms=int(offset) if offset is not None else None,
+            held_back=int(held_back),
+            held_back_error=meta.get("held_back_error", "") if held_back else "",
         )
 
     @staticmethod

@@ -259,7 +259,13 @@ def test_a_poisonous_record_backs_off_alone_and_the_records_after_it_go_on(outbo
         "accepted"
     ] * 6
     assert sorted(center.stored) == [1, 2, 3, 5, 6, 7, 8, 9, 10]  # each once
-    assert outbox.status().waiting == 1
+    status = outbox.status()
+    assert (status.waiting, status.held_back, status.held_back_error, status.last_error) == (
+        1,
+        1,
+        "center answered 500: Internal Server Error",
+        "",  # the center is reachable: the terminal is not offline
+    )
     assert outbox.sync_all(center, now=clock) == []  # only the poisonous one waits, backing off
 
 
@@ -285,7 +291,8 @@ def test_a_record_that_failed_alone_is_sent_alone_while_the_queue_flows(outbox, 
     center.poison.clear()  # the center is fixed
     clock.now += dt.timedelta(seconds=2)
     assert [r.answered for r in outbox.sync_all(center, now=clock)] == [{"accepted": 1}]
-    assert outbox.status().waiting == 0
+    status = outbox.status()
+    assert (status.waiting, status.held_back, status.held_back_error) == (0, 0, "")
 
 
 def test_records_the_center_stored_before_failing_come_back_duplicate_and_are_final(outbox, clock):
@@ -323,8 +330,9 @@ def test_a_center_failing_on_everything_is_not_hammered(outbox, clock):
     ]  # fmt: skip
     assert all(r.batch_failed for r in reports)
     status = outbox.status()
-    assert (status.waiting, status.last_error) == (
+    assert (status.waiting, status.held_back, status.last_error) == (
         100,
+        3,
         "center answered 500: Internal Server Error",
     )
     assert outbox.sync_all(center, now=clock) == []  # every record waits out its backoff

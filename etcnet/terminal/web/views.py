@@ -213,6 +213,8 @@ def status_json(request: HttpRequest) -> JsonResponse:
             },
             "waiting": status.waiting,
             "needs_attention": status.needs_attention,
+            "held_back": status.held_back,
+            "held_back_error": status.held_back_error,
             "last_sync_utc": status.last_sync_utc.isoformat() if status.last_sync_utc else None,
             "last_error": status.last_error,
             "clock_offset_ms": status.clock_offset_ms,
