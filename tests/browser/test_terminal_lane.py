@@ -1,7 +1,8 @@
 """The lane's exit against the real center over HTTP: a weight typed wrong stops
 it before the card is touched, an overweight truck is flagged and still pays by
 class, and every record carries the list and tariff versions the lane decided
-with and the purse it read before the debit.
+with and the purse it read before the debit; a record the center fails on
+holds up no other.
 
 No browser here: ``LaneTerminal`` driven directly, as the screens do. It lives
 beside the terminal's browser tests because it needs the center's fixtures,
@@ -9,13 +10,24 @@ which the terminal package's own tests may not import (import contract)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from typing import Any
+
+import httpx
 import pytest
+from django.contrib.auth.hashers import check_password
 
 from etcnet.cards import devices
 from etcnet.cards.tests.conftest import _vault, approved, stock  # noqa: F401  (fixtures)
 from etcnet.lists import services as lists
+from etcnet.network import services as network
 from etcnet.network.models import TariffVersion
-from etcnet.terminal.lane import ExitRequest, LaneError
+from etcnet.smartcard.transport import open_emulated
+from etcnet.terminal.center import HttpCenter
+from etcnet.terminal.lane import ExitRequest, LaneError, LaneTerminal
+from etcnet.tolling import services
+from etcnet.tolling.models import TollTransaction
 from etcnet.tolling.tests.conftest import card, role_groups, staff, terminals, tianjin  # noqa: F401
 from etcnet.tolling.tests.lanes import enter
 
@@ -163,3 +175,79 @@ def test_a_cash_exit_reads_no_purse(terminals, card, staff):  # noqa: F811
     assert (record["payment_type"], record["balance_before_fen"]) == (1, None)
     assert record["tariff_version"] == quote.tariff_version
     assert devices.read_card(card).balance == 10_000
+
+
+class FailsOn(httpx.BaseTransport):
+    """The network to the center, where an upload holding one of the ``poison``
+    seqs gets a 500 (the center failing on that record) and the rest goes through."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.poison: set[int] = set()
+        self.uploads: list[list[int]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/uploads"):
+            seqs = [int(r["seq"]) for r in json.loads(request.read())["records"]]
+            self.uploads.append(seqs)
+            if self.poison & set(seqs):
+                return httpx.Response(500, text="Internal Server Error")
+        return self.inner.handle_request(request)
+
+
+def test_a_record_the_center_fails_on_does_not_hold_up_the_others(
+    live_server,
+    operator,
+    tianjin,  # noqa: F811
+    tmp_path,
+    card,  # noqa: F811
+    staff,  # noqa: F811
+):
+    network.add_lane("S1201048", number=1, direction="entry", lane_type="mixed", actor=operator)
+    _, secret, psam = services.register_terminal(
+        "EN-9", station_id="S1201048", lanes=[1], actor=operator
+    )
+    wire = FailsOn()
+    lane = LaneTerminal(
+        terminal_id="EN-9",
+        store=tmp_path / "EN-9.sqlite3",
+        center=HttpCenter(live_server.url, terminal_id="EN-9", secret=secret, transport=wire),
+        psam=lambda: open_emulated(psam),
+        verify_password=check_password,
+    )
+    lane.sync()
+    for _ in range(3):  # three entries recorded while the center is away
+        enter_offline(lane, card)
+    wire.poison = {2}
+
+    lane.sync()
+
+    assert wire.uploads == [[1, 2, 3], [1, 2], [1], [2], [3]]
+    assert [lane.outbox.state(seq)[0] for seq in (1, 2, 3)] == ["accepted", "waiting", "accepted"]
+    assert sorted(TollTransaction.objects.values_list("seq", flat=True)) == [1, 3]
+    assert lane.outbox.status().held_back == 1
+    assert lane.outbox.status().last_error == ""
+
+    wire.poison.clear()  # the center is fixed; past the record's backoff it goes, alone
+    later = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)  # noqa: E731
+    reports = lane.outbox.sync_all(lane.center, now=later)
+    assert [r.answered for r in reports] == [{"accepted": 1}]
+    assert sorted(TollTransaction.objects.values_list("seq", flat=True)) == [1, 2, 3]  # once each
+    lane.close()
+
+
+def enter_offline(lane: LaneTerminal, unit: Any) -> None:
+    """An entry on lane 1, kept in the store (not uploaded yet)."""
+    carl = lane.sign_in("carl", "pw-12345678")
+    shift = lane.current_shift("carl") or lane.start_shift(carl, lane=1)
+    transport = devices.open_unit(unit)
+    reading = lane.read(transport)
+    lane.entry(
+        transport,
+        reading,
+        collector=carl,
+        shift=shift,
+        plate=reading.plate,
+        plate_color=reading.plate_color,
+        vehicle_class=1,
+    )
