@@ -272,8 +272,8 @@ def _verify(prepared: Prepared) -> list[str]:
         problems.append(
             f"balance: shadow {card.shadow_balance_fen}, card {on_card}, expected {expected}"
         )
-    if ledger.balance(ledger.TOLLS_PAYABLE) != -prepared.spent_fen:
-        problems.append(f"tolls payable {ledger.balance(ledger.TOLLS_PAYABLE)}")
+    if ledger.tolls_payable_total() != -prepared.spent_fen:
+        problems.append(f"tolls payable {ledger.tolls_payable_total()}")
     return problems
 
 

@@ -26,6 +26,7 @@ from etcnet.cards.models import (
     LedgerKind,
     Posting,
 )
+from etcnet.core import bulk
 
 # Chart of accounts: fixed codes and the per-card / per-outlet families.
 LOADS_PENDING = "loads_pending"  # received, not yet on a card
@@ -184,7 +185,7 @@ def post_many(
     ids = sorted(found[code].pk for code in codes)
     list(LedgerAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
     now = timezone.now()
-    made = JournalEntry.objects.bulk_create(
+    made = [
         JournalEntry(
             kind=entry.kind,
             memo=entry.memo[:200],
@@ -192,11 +193,15 @@ def post_many(
             idempotency_key=entry.idempotency_key,
         )
         for entry in entries
-    )
-    Posting.objects.bulk_create(
-        Posting(entry_id=made_entry.pk, account_id=found[code].pk, amount_fen=amount)
-        for made_entry, entry in zip(made, entries, strict=True)
-        for code, amount in entry.lines
+    ]
+    bulk.insert(JournalEntry, made)
+    bulk.insert(
+        Posting,
+        [
+            Posting(entry_id=made_entry.pk, account_id=found[code].pk, amount_fen=amount)
+            for made_entry, entry in zip(made, entries, strict=True)
+            for code, amount in entry.lines
+        ],
     )
     totals: dict[int, int] = defaultdict(int)
     for entry in entries:

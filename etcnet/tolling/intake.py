@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from etcnet.cards import ledger, vault
 from etcnet.cards.models import CardUnit, EntryKind, JournalEntry, UnitState
+from etcnet.core import bulk
 from etcnet.core.errors import Conflict
 from etcnet.core.models import ActorType, AuditEvent
 from etcnet.core.money import MAX_CASH_ROUND_UP_FEN
@@ -500,7 +501,7 @@ class _Batch:
             item.txn = self._transaction(item, now)
         try:
             with transaction.atomic():
-                TollTransaction.objects.bulk_create([item.txn for item in self.items if item.txn])
+                bulk.insert(TollTransaction, [item.txn for item in self.items if item.txn])
         except IntegrityError:
             raise
         except DatabaseError:
@@ -628,26 +629,33 @@ class _Batch:
         from etcnet.core.middleware import current_request_id
 
         request_id = current_request_id()
-        AuditEvent.objects.bulk_create(
-            AuditEvent(
-                occurred_at=now,
-                actor_type=ActorType.SYSTEM,
-                actor_name=actor,
-                action=f"tolling.transaction_{item.status}",
-                subject_type=TollTransaction._meta.label_lower,
-                subject_id=str(item.txn.pk),
-                after={
-                    "seq": item.record.seq,
-                    "payable_fen": item.txn.payable_fen,
-                    "code": item.code,
-                    **({"amount_fen": item.f["amount_fen"]} if item.tac_verified else {}),
-                    **({"disputes": [f["code"] for f in item.findings]} if item.findings else {}),
-                    **({"flag": item.flag} if item.flag else {}),
-                },
-                request_id=request_id,
-            )
-            for item in self.items
-            if item.txn is not None
+        bulk.insert(
+            AuditEvent,
+            [
+                AuditEvent(
+                    occurred_at=now,
+                    actor_type=ActorType.SYSTEM,
+                    actor_name=actor,
+                    action=f"tolling.transaction_{item.status}",
+                    subject_type=TollTransaction._meta.label_lower,
+                    subject_id=str(item.txn.pk),
+                    after={
+                        "seq": item.record.seq,
+                        "payable_fen": item.txn.payable_fen,
+                        "code": item.code,
+                        **({"amount_fen": item.f["amount_fen"]} if item.tac_verified else {}),
+                        **(
+                            {"disputes": [f["code"] for f in item.findings]}
+                            if item.findings
+                            else {}
+                        ),
+                        **({"flag": item.flag} if item.flag else {}),
+                    },
+                    request_id=request_id,
+                )
+                for item in self.items
+                if item.txn is not None
+            ],
         )
 
 
