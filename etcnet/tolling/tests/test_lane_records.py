@@ -4,9 +4,8 @@ class, and every record carries the list and tariff versions the lane decided
 with and the purse it read before the debit; a record the center fails on
 holds up no other.
 
-No browser here: ``LaneTerminal`` driven directly, as the screens do. It lives
-beside the terminal's browser tests because it needs the center's fixtures,
-which the terminal package's own tests may not import (import contract)."""
+``LaneTerminal`` driven directly, as the screens do, against the center's
+fixtures (the terminal package's own tests may not import the center)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ import pytest
 from django.contrib.auth.hashers import check_password
 
 from etcnet.cards import devices
-from etcnet.cards.tests.conftest import _vault, approved, stock  # noqa: F401  (fixtures)
 from etcnet.lists import services as lists
 from etcnet.network import services as network
 from etcnet.network.models import TariffVersion
@@ -28,7 +26,6 @@ from etcnet.terminal.center import HttpCenter
 from etcnet.terminal.lane import ExitRequest, LaneError, LaneTerminal
 from etcnet.tolling import services
 from etcnet.tolling.models import TollTransaction
-from etcnet.tolling.tests.conftest import card, role_groups, staff, terminals, tianjin  # noqa: F401
 from etcnet.tolling.tests.lanes import enter
 
 pytestmark = pytest.mark.usefixtures("live_server", "role_groups")
@@ -36,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("live_server", "role_groups")
 TRUCK_2 = 12  # 2类货车: two axles, a limit of 18,000 kg (reference §5)
 
 
-def exit_ready(terminals, card, *, vehicle_class=1, axles="", weight=""):  # noqa: F811
+def exit_ready(terminals, card, *, vehicle_class=1, axles="", weight=""):
     """The card entered at 杨村 and is read at 小孙庄 lane 3 with a quote;
     the request's common fields."""
     entry_lane, exit_lane = terminals
@@ -65,7 +62,7 @@ def exit_ready(terminals, card, *, vehicle_class=1, axles="", weight=""):  # noq
 
 
 @pytest.mark.parametrize("typed", ["-100", "abc", "1.5", "🚚"])
-def test_a_bad_weight_stops_the_exit_before_the_card_is_touched(terminals, card, staff, typed):  # noqa: F811
+def test_a_bad_weight_stops_the_exit_before_the_card_is_touched(terminals, card, staff, typed):
     exit_lane, transport, reading, quote, common = exit_ready(terminals, card)
 
     with pytest.raises(LaneError) as refused:
@@ -94,7 +91,7 @@ def test_a_bad_weight_stops_the_exit_before_the_card_is_touched(terminals, card,
     assert devices.read_card(card).balance == 10_000 - done.payable_fen
 
 
-def test_an_overweight_truck_is_flagged_and_pays_by_class(terminals, card, staff):  # noqa: F811
+def test_an_overweight_truck_is_flagged_and_pays_by_class(terminals, card, staff):
     exit_lane, transport, reading, quote, common = exit_ready(
         terminals, card, vehicle_class=TRUCK_2, axles="2", weight="20500"
     )
@@ -130,7 +127,7 @@ def test_an_overweight_truck_is_flagged_and_pays_by_class(terminals, card, staff
     assert (record["payable_fen"], record["amount_fen"]) == (quote.fee.payable_fen,) * 2
 
 
-def test_records_carry_the_list_and_tariff_versions_and_the_purse_read(terminals, card, staff):  # noqa: F811
+def test_records_carry_the_list_and_tariff_versions_and_the_purse_read(terminals, card, staff):
     entry_lane, exit_lane = terminals
     held = lists.publish(full=True).version.number
     for lane in terminals:
@@ -166,7 +163,7 @@ def test_records_carry_the_list_and_tariff_versions_and_the_purse_read(terminals
     assert entry_lane.outbox.state(entry_seq)[0] == "accepted"
 
 
-def test_a_cash_exit_reads_no_purse(terminals, card, staff):  # noqa: F811
+def test_a_cash_exit_reads_no_purse(terminals, card, staff):
     exit_lane, transport, reading, quote, common = exit_ready(terminals, card)
     done = exit_lane.exit(
         ExitRequest(transport, reading, quote, payment_type=1, reason="driver pays cash", **common)
@@ -198,10 +195,10 @@ class FailsOn(httpx.BaseTransport):
 def test_a_record_the_center_fails_on_does_not_hold_up_the_others(
     live_server,
     operator,
-    tianjin,  # noqa: F811
+    tianjin,
     tmp_path,
-    card,  # noqa: F811
-    staff,  # noqa: F811
+    card,
+    staff,
 ):
     network.add_lane("S1201048", number=1, direction="entry", lane_type="mixed", actor=operator)
     _, secret, psam = services.register_terminal(
