@@ -76,7 +76,13 @@ def _value(field: models.Field[Any, Any], connection: Any) -> Callable[[models.M
 
         return json_value
     if isinstance(field, models.FileField):
-        return lambda obj: getattr(obj, name).name or ""
+
+        def file_name(obj: models.Model) -> str:
+            # The raw attribute (a name or a file), not the descriptor's FieldFile.
+            value = obj.__dict__.get(name)
+            return (getattr(value, "name", value) or "") if value is not None else ""
+
+        return file_name
     if isinstance(field, models.UUIDField | models.DecimalField | models.DurationField):
         return lambda obj: field.get_db_prep_save(getattr(obj, name), connection)
     return lambda obj: getattr(obj, name)
