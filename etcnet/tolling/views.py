@@ -19,6 +19,9 @@ PAGE_SIZE = 50
 # The exceptions queue: special cases the collector resolved, and records the
 # center accepted but flagged for review.
 EXCEPTIONS = ~Q(special_case="") | ~Q(flag="")
+# The disputes queue: records the center rejected, and records it took with a
+# finding (a §6.2 code in `dispute_code`, the evidence in `findings`).
+DISPUTES = Q(status=RecordStatus.REJECTED) | Q(dispute_code__isnull=False)
 
 
 def _date(value: str) -> dt.date | None:
@@ -42,6 +45,8 @@ def transactions(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(plate__icontains=get["plate"].strip().upper())
     if get.get("special") == "1":
         qs = qs.filter(EXCEPTIONS)
+    if get.get("disputes") == "1":
+        qs = qs.filter(DISPUTES)
     if get.get("result") in RecordStatus.values:
         qs = qs.filter(status=get["result"])
     tz = timezone.get_current_timezone()
@@ -73,6 +78,7 @@ def transactions(request: HttpRequest) -> HttpResponse:
                 status=RecordStatus.REJECTED
             ).count(),
             "special_count": TollTransaction.objects.filter(EXCEPTIONS).count(),
+            "dispute_count": TollTransaction.objects.filter(DISPUTES).count(),
             "terminals": Terminal.objects.select_related("station").order_by("terminal_id"),
         },
     )

@@ -13,6 +13,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from etcnet.cards import devices, ledger
@@ -252,3 +253,32 @@ def test_an_upload_costs_the_same_queries_whatever_its_size(terminal, card):
     assert large <= small + (1 if connection.vendor == "sqlite" else 0)
     assert TollTransaction.objects.filter(status="accepted").count() == 47
     assert ledger.check() == []
+
+
+def test_the_disputes_queue_shows_rejected_records_and_findings_with_their_evidence(
+    operator, terminal, card
+):
+    plain, short, broken = (purchase(terminal, card, amount) for amount in (500, 100, 800))
+    upload(
+        terminal,
+        "q",
+        record(plain, seq=1, payable_fen=500, fee_fen=526, discount_fen=26),
+        record(short, seq=2, payable_fen=7_149),
+        record(broken, seq=3, plate_color="黄"),
+    )
+    page = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    page.force_login(operator)
+
+    queue = page.get("/tolling/", {"disputes": "1"}).content.decode()
+    detail = page.get(f"/tolling/{TollTransaction.objects.get(seq=2).pk}/").content.decode()
+    raw = page.get(f"/tolling/{TollTransaction.objects.get(seq=3).pk}/").content.decode()
+
+    assert 'data-seq="1"' not in queue
+    assert 'data-seq="2"' in queue
+    assert 'data-seq="3"' in queue
+    assert "争议: 2" in queue or "争议：2" in queue
+    assert 'data-testid="findings"' in detail
+    assert "payable_fen=7149" in detail
+    assert "卡内扣款" in detail
+    assert 'data-testid="raw"' in raw
+    assert "plate_color: 黄" in raw
