@@ -3,6 +3,7 @@ as separate processes, and a small client for the terminal's pages."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -139,3 +140,27 @@ class TerminalPages:
                 return status
             time.sleep(0.3)
         raise AssertionError(f"still waiting: {self.status()}")
+
+
+def start_center(
+    *, port: int, env: dict[str, str], wait: bool = True, timeout_s: float = 120
+) -> subprocess.Popen[bytes]:
+    """`etcnet center serve` on `port` as the leader of its own process group (so
+    `kill_group` ends it and anything it started); with `wait`, once its API
+    answers (else `wait_center` later)."""
+    process = etcnet("center", "serve", "--port", str(port), env=env, start_new_session=True)
+    if wait:
+        wait_center(port, process, timeout_s=timeout_s)
+    return process
+
+
+def wait_center(port: int, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    wait_up(f"http://127.0.0.1:{port}/api/v1/docs", process, timeout_s=timeout_s)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the process group `start_center` made, as a crash would end it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
