@@ -1,7 +1,7 @@
 """The transaction store on PostgreSQL: `tolling_tolltransaction` partitioned by day.
 
 A province's lanes make 2-3 million transactions a day and the center keeps 90
-days of them on line (docs/tolling.md, "The transaction store"). On PostgreSQL
+days of them on line (docs/tolling-store.md). On PostgreSQL
 the table is partitioned BY RANGE on `exit_time`, one partition per Asia/Shanghai
 day (`tolling_tolltransaction_pYYYYMMDD`, from 16:00 UTC the day before to 16:00
 UTC), plus a DEFAULT partition (`tolling_tolltransaction_default`) so that no
