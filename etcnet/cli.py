@@ -10,6 +10,7 @@
     etcnet network import|export DIR               a network bundle in or out of the database
     etcnet lists publish|import|versions           status-list versions (docs/lists.md)
     etcnet plates expire|pool|pools                plate pre-selection job, pools (docs/plates.md)
+    etcnet tolling_partitions [--ahead N] [--detach-before DAY] [--list]   the store's days
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
     etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
@@ -65,6 +66,11 @@ def _center(argv: Sequence[str]) -> int:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+    from etcnet.tolling import partitions
+
+    # The transaction store's day partitions through two weeks ahead (PostgreSQL;
+    # nothing on SQLite). A daily timer runs `etcnet tolling_partitions` as well.
+    partitions.ensure()
     if args.action == "demo":
         call_command("load_demo")
     from waitress import serve
