@@ -513,21 +513,11 @@ class _Batch:
         self._audit(now)
 
     def _transaction(self, item: _Item, now: dt.datetime) -> TollTransaction:
-        f = dict(item.f)
         txn = TollTransaction(
-            terminal=self.terminal,
-            station=self.terminal.station,
-            seq=item.record.seq,
-            payload_hash=item.hash,
-            status=item.status,
-            dispute_code=item.code,
-            reason=item.reason[:200],
-            received_at=now,
-            tac_verified=item.tac_verified,
+            **self._common(item, now),
             flag=item.flag,
-            findings=item.findings,
             raw=_raw(item) if item.record.issues else None,
-            **f,
+            **item.f,
         )
         if item.photo is not None:
             txn.photo.save(
@@ -550,14 +540,7 @@ class _Batch:
         item.status, item.code = RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD)
         item.reason = f"unreadable record: {problem}"
         item.txn = TollTransaction(
-            terminal=self.terminal,
-            station=self.terminal.station,
-            seq=item.record.seq,
-            payload_hash=item.hash,
-            status=item.status,
-            dispute_code=item.code,
-            reason=item.reason[:200],
-            received_at=now,
+            **self._common(item, now),
             lane_number=0,
             exit_time=item.f["exit_time"],
             vehicle_class=0,
@@ -571,11 +554,24 @@ class _Batch:
             trans_type=item.f["trans_type"] if item.tac_verified else None,
             terminal_trans_seq=item.f["terminal_trans_seq"] if item.tac_verified else None,
             tac=item.f["tac"] if item.tac_verified else "",
-            tac_verified=item.tac_verified,
-            findings=item.findings,
             raw=_raw(item),
         )
         item.txn.save(force_insert=True)
+
+    def _common(self, item: _Item, now: dt.datetime) -> dict[str, Any]:
+        """The columns every stored record has, whatever it says."""
+        return {
+            "terminal": self.terminal,
+            "station": self.terminal.station,
+            "seq": item.record.seq,
+            "payload_hash": item.hash,
+            "status": item.status,
+            "dispute_code": item.code,
+            "reason": item.reason[:200],
+            "received_at": now,
+            "tac_verified": item.tac_verified,
+            "findings": item.findings,
+        }
 
     def _post(self) -> None:
         """The debits the TACs prove, and the tolls debit accounts owe, in one go."""

@@ -140,9 +140,7 @@ def test_the_same_upload_key_with_another_payload_is_a_409(terminal, card):
         ({"exit_time": "2026-11-21T10:30:00"}, 6, True),
     ],
 )
-def test_rejected_records_are_kept_with_their_dispute_code(
-    terminal, card, overrides, code, posted
-):
+def test_rejected_records_are_kept_with_their_dispute_code(terminal, card, overrides, code, posted):
     result = purchase(terminal, card, 800)
     body = {"upload_key": "r", "records": [record(result, seq=3, **overrides)]}
 
