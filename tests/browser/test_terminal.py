@@ -100,6 +100,14 @@ def read_and_photo(page: Page) -> None:
     expect(page.get_by_test_id("photo-ok")).to_be_visible()
 
 
+def single_card_read(page: Page, base: str, unit: Any) -> None:
+    """Signed in on exit lane 3, the single-card flow has read the card and its photo."""
+    sign_in_on_lane(page, base, "3")
+    page.click("[data-testid=single]")
+    page.select_option("[data-testid=card]", unit.emulator_file)
+    read_and_photo(page)
+
+
 def no_overflow(page: Page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide"
@@ -124,10 +132,7 @@ def test_seed_002_single_card_with_station_hex_and_station_master(
     enter_at_yangcun(live_server, operator, tmp_path, card)
     base = terminal_ui("HH-1", "S1201005", [3])
     page = handheld
-    sign_in_on_lane(page, base, "3")
-    page.click("[data-testid=single]")
-    page.select_option("[data-testid=card]", card.emulator_file)
-    read_and_photo(page)
+    single_card_read(page, base, card)
     expect(page.get_by_test_id("entry-info")).to_contain_text("杨村")
     page.click("[data-testid=weigh]")
     page.click("[data-testid=quote]")
@@ -243,10 +248,7 @@ def test_a_bad_weight_is_refused_on_the_handheld_before_any_charge(
     enter_at_yangcun(live_server, operator, tmp_path, card)
     base = terminal_ui("HH-3", "S1201005", [3])
     page = handheld
-    sign_in_on_lane(page, base, "3")
-    page.click("[data-testid=single]")
-    page.select_option("[data-testid=card]", card.emulator_file)
-    read_and_photo(page)
+    single_card_read(page, base, card)
     page.select_option("[data-testid=vehicle-class]", "12")  # a 2-axle truck on this card
     page.click("[data-testid=weigh]")
     page.fill("[data-testid=axles]", "2")

@@ -41,9 +41,10 @@ def lane_terminal(
 
 
 def enter(lane: LaneTerminal, card: CardUnit) -> None:
-    """Collector carl enters the card's vehicle (class 1) on lane 1 of ``lane``."""
+    """Collector carl enters the card's vehicle (class 1) on lane 1 of ``lane``,
+    in his open shift or a new one."""
     carl = lane.sign_in("carl", "pw-12345678")
-    shift = lane.start_shift(carl, lane=1)
+    shift = lane.current_shift("carl") or lane.start_shift(carl, lane=1)
     transport = devices.open_unit(card)
     reading = lane.read(transport)
     lane.entry(

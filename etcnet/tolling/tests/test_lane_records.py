@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
 
 import httpx
 import pytest
@@ -214,7 +213,7 @@ def test_a_record_the_center_fails_on_does_not_hold_up_the_others(
     )
     lane.sync()
     for _ in range(3):  # three entries recorded while the center is away
-        enter_offline(lane, card)
+        enter(lane, card)  # kept in the store, not uploaded yet
     wire.poison = {2}
 
     lane.sync()
@@ -231,20 +230,3 @@ def test_a_record_the_center_fails_on_does_not_hold_up_the_others(
     assert [r.answered for r in reports] == [{"accepted": 1}]
     assert sorted(TollTransaction.objects.values_list("seq", flat=True)) == [1, 2, 3]  # once each
     lane.close()
-
-
-def enter_offline(lane: LaneTerminal, unit: Any) -> None:
-    """An entry on lane 1, kept in the store (not uploaded yet)."""
-    carl = lane.sign_in("carl", "pw-12345678")
-    shift = lane.current_shift("carl") or lane.start_shift(carl, lane=1)
-    transport = devices.open_unit(unit)
-    reading = lane.read(transport)
-    lane.entry(
-        transport,
-        reading,
-        collector=carl,
-        shift=shift,
-        plate=reading.plate,
-        plate_color=reading.plate_color,
-        vehicle_class=1,
-    )
