@@ -118,7 +118,8 @@ class _Keyring:
     __slots__ = ("issuer", "tac_keys")
 
     def __init__(self, keys: MasterKeys, card_cache: int) -> None:
-        factor = keys.issuer_id[:4] * 2  # §1.5: the issuing region, twice
+        # §1.5: the first-level factor is the 4-byte issuing region, twice.
+        factor = keys.issuer_id[:4] * 2
         self.issuer: dict[Alg, dict[str, CipherKey]] = {
             alg: {
                 name: CipherKey(alg, crypto.diversify(alg, table[name], factor))
@@ -199,12 +200,6 @@ def generate_key_file(path: Path, *, issuer_id: str = "C9C2CEF761010001") -> Non
     tmp.write_text(json.dumps(content, indent=2))
     tmp.chmod(0o600)
     os.replace(tmp, path)
-
-
-def issuer_factor() -> bytes:
-    """First-level diversification factor: the 4-byte issuing region, twice (§1.5)."""
-    region = master().issuer_id[:4]
-    return region + region
 
 
 def _serial(internal_no: str) -> bytes:
