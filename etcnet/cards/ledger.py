@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import BigIntegerField, Case, Exists, F, OuterRef, Q, Sum, Value, When
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from etcnet.cards.models import (
@@ -183,7 +183,7 @@ def post_many(
     codes = sorted({code for entry in entries for code, _ in entry.lines})
     found = _accounts_for(codes, cards or {})
     ids = sorted(found[code].pk for code in codes)
-    list(LedgerAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+    list(LedgerAccount.objects.select_for_update().filter(pk__any=ids).order_by("pk").values("pk"))
     now = timezone.now()
     made = [
         JournalEntry(
@@ -208,34 +208,21 @@ def post_many(
         for code, amount in entry.lines:
             totals[found[code].pk] += amount
     moved = {pk: delta for pk, delta in totals.items() if delta}
-    if moved:
-        LedgerAccount.objects.filter(pk__in=list(moved)).update(
-            balance_fen=F("balance_fen") + _by_pk(moved)
-        )
+    bulk.add_by_pk(LedgerAccount, "balance_fen", moved)
     purses: dict[int, int] = {}
     for code in codes:
         card_id = found[code].card_id
         if card_id is not None and found[code].pk in moved:
             purses[card_id] = -moved[found[code].pk]
-    if purses:
-        # A purse is a liability: a credit (negative posting) raises the card's balance.
-        CardUnit.objects.filter(pk__in=list(purses)).update(
-            shadow_balance_fen=F("shadow_balance_fen") + _by_pk(purses)
-        )
+    # A purse is a liability: a credit (negative posting) raises the card's balance.
+    bulk.add_by_pk(CardUnit, "shadow_balance_fen", purses)
     return [made_entry.pk for made_entry in made]
-
-
-def _by_pk(values: Mapping[int, int]) -> Case:
-    return Case(
-        *(When(pk=pk, then=Value(value)) for pk, value in values.items()),
-        output_field=BigIntegerField(),
-    )
 
 
 def _accounts_for(codes: Sequence[str], cards: Mapping[str, CardUnit]) -> dict[str, LedgerAccount]:
     """The accounts of `codes`, made in bulk where missing (a race with another
     process making the same account is settled by the unique code)."""
-    found = {a.code: a for a in LedgerAccount.objects.filter(code__in=codes)}
+    found = {a.code: a for a in LedgerAccount.objects.filter(code__any=codes)}
     missing = [code for code in codes if code not in found]
     if missing:
         LedgerAccount.objects.bulk_create(

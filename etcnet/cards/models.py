@@ -257,6 +257,31 @@ class Posting(models.Model):
         return f"{self.account_id} {self.amount_fen}"
 
 
+class CardPurchase(models.Model):
+    """One purchase a card's TAC proved, as posted: the detail behind a purchase
+    entry. The intake posts a whole upload's purchases as one entry (one line per
+    paying account); each purchase is kept here once, by the PSAM's terminal
+    number and sequence, so a purchase is never posted twice whichever way it
+    arrives, and a card's purchases can be listed from its own books."""
+
+    card = models.ForeignKey("CardUnit", on_delete=models.PROTECT, related_name="purchases")
+    terminal_no = models.CharField(max_length=12)  # the PSAM's terminal number, hex
+    terminal_seq = models.PositiveBigIntegerField()
+    amount_fen = models.BigIntegerField()
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="purchases")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal_no", "terminal_seq"], name="card_purchase_once"
+            ),
+            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="card_purchase_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.terminal_no}:{self.terminal_seq} {self.amount_fen}"
+
+
 # --- top-ups, transfers, refunds -------------------------------------------------
 
 

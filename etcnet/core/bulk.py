@@ -10,18 +10,32 @@ constraints fire as for an INSERT. Elsewhere (SQLite) it is `bulk_create`.
 Only what the hot paths store: plain columns, JSON, files (their name) and
 foreign keys by id. Defaults are the instances' own (set when they were made);
 `auto_now`/`auto_now_add` fields are filled as `save` would.
+
+`insert_rows(model, columns, rows)` is the same without model instances, for the
+paths where making an instance per row costs more than storing it: the rows are
+tuples of column values (foreign keys by id, files by name); the columns not
+named take the model's default, as a new instance would. It returns the new
+primary keys in order.
+
+`add_by_pk(model, column, deltas)` adds each row's own amount to a column in one
+UPDATE: on PostgreSQL joined to the amounts as two arrays (`unnest`), so the
+statement does not grow with the rows; elsewhere a `CASE`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from django.db import connections, models, router
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-__all__ = ["insert"]
+__all__ = ["add_by_pk", "insert", "insert_rows"]
 
 
 def insert(model: type[models.Model], objects: Sequence[models.Model]) -> None:
@@ -44,37 +58,76 @@ def insert(model: type[models.Model], objects: Sequence[models.Model]) -> None:
         for field in stamped:
             field.pre_save(obj, add=True)
     values = [_value(field, connection) for field in fields]
-    with connection.cursor() as wrapper:
-        cursor = wrapper.cursor  # psycopg's own cursor, for COPY
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, pk.column, len(objects)],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(meta.db_table),
-            sql.SQL(", ").join(sql.Identifier(c) for c in (pk.column, *(f.column for f in fields))),
-        )
-        with cursor.copy(statement) as copy:
-            for obj, new_id in zip(objects, ids, strict=True):
-                copy.write_row([new_id, *(value(obj) for value in values)])
+    ids = insert_rows(
+        model,
+        [f.attname for f in fields],
+        [[value(obj) for value in values] for obj in objects],
+    )
     for obj, new_id in zip(objects, ids, strict=True):
         setattr(obj, pk.attname, new_id)
         obj._state.adding = False
         obj._state.db = alias
 
 
+def insert_rows(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """Inserts `rows` (tuples of the values of `columns`, attribute names) and
+    returns their primary keys in order."""
+    if not rows:
+        return []
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    meta = model._meta
+    pk = meta.pk
+    assert pk is not None
+    if connection.vendor != "postgresql":
+        made = [model(**dict(zip(columns, row, strict=True))) for row in rows]
+        model._default_manager.using(alias).bulk_create(made)
+        return [obj.pk for obj in made]
+    named: list[Any] = [meta.get_field(name) for name in columns]
+    rest = [f for f in meta.concrete_fields if f is not pk and f not in named]
+    defaults = tuple(_default(field) for field in rest)
+    # JSON columns: (position, whether None is SQL NULL rather than JSON null)
+    json = [(n, f.null) for n, f in enumerate(named) if isinstance(f, models.JSONField)]
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor  # psycopg's own cursor, for COPY
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, pk.column, len(rows)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(meta.db_table),
+            sql.SQL(", ").join(
+                sql.Identifier(c) for c in (pk.column, *(f.column for f in (*named, *rest)))
+            ),
+        )
+        with cursor.copy(statement) as copy:
+            for row, new_id in zip(rows, ids, strict=True):
+                values = list(row)
+                for n, nullable in json:
+                    if values[n] is not None or not nullable:
+                        values[n] = Jsonb(values[n], dumps=_dumps)
+                copy.write_row((new_id, *values, *defaults))
+    return ids
+
+
+def _default(field: models.Field[Any, Any]) -> Any:
+    """A column's value in a new instance that does not set it."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return timezone.now()
+    value = field.get_default()
+    if isinstance(field, models.JSONField):
+        return None if value is None and field.null else Jsonb(value)
+    if isinstance(field, models.FileField):
+        return value or ""
+    return value
+
+
 def _value(field: models.Field[Any, Any], connection: Any) -> Callable[[models.Model], Any]:
     """How the column's value is read off an instance, as COPY takes it."""
     name = field.attname
-    if isinstance(field, models.JSONField):
-        nullable = field.null
-
-        def json_value(obj: models.Model) -> Any:
-            value = getattr(obj, name)
-            return None if value is None and nullable else Jsonb(value)
-
-        return json_value
     if isinstance(field, models.FileField):
 
         def file_name(obj: models.Model) -> str:
@@ -86,3 +139,45 @@ def _value(field: models.Field[Any, Any], connection: Any) -> Callable[[models.M
     if isinstance(field, models.UUIDField | models.DecimalField | models.DurationField):
         return lambda obj: field.get_db_prep_save(getattr(obj, name), connection)
     return lambda obj: getattr(obj, name)
+
+
+def add_by_pk(model: type[models.Model], column: str, deltas: Mapping[int, int]) -> None:
+    """`column += deltas[pk]` for each row whose primary key `deltas` names."""
+    if not deltas:
+        return
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    meta = model._meta
+    pk = meta.pk
+    assert pk is not None
+    field = meta.get_field(column)
+    if connection.vendor != "postgresql":
+        model._default_manager.using(alias).filter(pk__in=list(deltas)).update(
+            **{
+                column: F(column)
+                + Case(
+                    *(When(pk=key, then=Value(value)) for key, value in deltas.items()),
+                    output_field=models.BigIntegerField(),
+                )
+            }
+        )
+        return
+    statement = sql.SQL(
+        "UPDATE {table} SET {col} = {table}.{col} + d.delta"
+        " FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) WHERE {table}.{pk} = d.id"
+    ).format(
+        table=sql.Identifier(meta.db_table),
+        col=sql.Identifier(field.column),  # type: ignore[union-attr]
+        pk=sql.Identifier(pk.column),
+    )
+    with connection.cursor() as wrapper:
+        wrapper.cursor.execute(statement, [list(deltas), list(deltas.values())])
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON for the JSON columns of `insert_rows` (orjson; the standard library
+    for what orjson does not take, such as integers past 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, ensure_ascii=False).encode()

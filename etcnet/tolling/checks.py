@@ -420,7 +420,7 @@ def list_findings(items: Sequence[ListFacts]) -> dict[int, list[Finding]]:
         return {}
     cards = {item.card_no for item in todo if item.card_no}
     obus = {item.obu_no for item in todo if item.obu_no}
-    wanted = Q(medium=Medium.CARD, medium_id__in=cards) | Q(medium=Medium.OBU, medium_id__in=obus)
+    wanted = Q(medium=Medium.CARD, medium_id__any=cards) | Q(medium=Medium.OBU, medium_id__any=obus)
     entries: dict[tuple[str, str], list[ListEntry]] = defaultdict(list)
     for entry in (
         ListEntry.objects.filter(wanted, added_in__isnull=False)

@@ -36,13 +36,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+from django.db.models import FileField
 from django.utils import timezone
 
 from etcnet.cards import ledger, vault
-from etcnet.cards.models import CardUnit, EntryKind, JournalEntry, UnitState
+from etcnet.cards.models import CardUnit, UnitState
+from etcnet.cards.services import purchases
 from etcnet.core import bulk
 from etcnet.core.errors import Conflict
 from etcnet.core.models import ActorType, AuditEvent
@@ -66,6 +69,7 @@ CARD_PAYMENTS = (STORED_VALUE, DEBIT)
 _IN_USE = (UnitState.ACTIVE, UnitState.ISSUED)
 _LOCAL = dt.timezone(dt.timedelta(hours=8))  # the card signs Beijing time
 _ATTEMPTS = 4
+_STORED = ("seq", "payload_hash", "status", "dispute_code", "id")  # what a replay answers from
 
 
 class UploadConflict(Conflict):
@@ -74,9 +78,25 @@ class UploadConflict(Conflict):
 
 
 def _hash(value: Any) -> str:
+    """The payload's fingerprint: its JSON with sorted keys (orjson), hashed."""
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        # Past 64-bit integers, or a value JSON does not have: the slow way.
+        return _legacy_hash(value)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _legacy_hash(value: Any) -> str:
+    """The fingerprint as stored before orjson (`json.dumps`): a record stored
+    then and sent again still matches."""
     return hashlib.sha256(
         json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()
     ).hexdigest()
+
+
+def _same(stored_hash: str, record_hash: str, record: Any) -> bool:
+    return stored_hash == record_hash or stored_hash == _legacy_hash(record)
 
 
 def _upload_hash(record_hashes: Iterable[str]) -> str:
@@ -121,12 +141,17 @@ def _ingest_once(
         list(Terminal.objects.select_for_update().filter(pk=terminal.pk).values_list("pk"))
         existing = Upload.objects.filter(terminal=terminal, upload_key=upload_key).first()
         if existing is not None:
-            if existing.payload_hash not in (payload_hash, _hash(list(raw_records))):
+            if existing.payload_hash not in (
+                payload_hash,
+                _hash(list(raw_records)),
+                _upload_hash(_legacy_hash(record) for record in raw_records),
+                _legacy_hash(list(raw_records)),
+            ):
                 raise UploadConflict()
             # The first answer, with the clock read now: the terminal measures its
             # offset from every answer, a replayed one too.
             return {**existing.response, "server_time": timezone.now().isoformat()}
-        batch = _Batch(terminal, raw_records, hashes)
+        batch = _Batch(terminal, upload_key, raw_records, hashes)
         results = batch.run()
         response = {
             "upload_key": upload_key,
@@ -134,12 +159,10 @@ def _ingest_once(
             "server_time": timezone.now().isoformat(),
         }
         now = timezone.now()
-        Upload.objects.create(
-            terminal=terminal,
-            upload_key=upload_key,
-            payload_hash=payload_hash,
-            response=response,
-            received_at=now,
+        bulk.insert_rows(
+            Upload,
+            ("terminal_id", "upload_key", "payload_hash", "response", "received_at"),
+            [(terminal.pk, upload_key, payload_hash, response, now)],
         )
         Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=now)
     return response
@@ -163,11 +186,12 @@ class _Item:
     post_debit_toll: bool = False
     flag: str = ""
     photo: images.PreparedImage | None = None
-    txn: TollTransaction | None = None
+    pk: int | None = None  # the stored transaction's id
 
-    @property
-    def f(self) -> dict[str, Any]:
-        return self.record.values
+    f: dict[str, Any] = field(init=False, repr=False)  # the record's columns
+
+    def __post_init__(self) -> None:
+        self.f = self.record.values
 
     def reject(self, code: int, reason: str) -> None:
         if self.status != RecordStatus.REJECTED:
@@ -180,8 +204,11 @@ class _Item:
 
 
 class _Batch:
-    def __init__(self, terminal: Terminal, raw: Sequence[Any], hashes: list[str]) -> None:
+    def __init__(
+        self, terminal: Terminal, upload_key: str, raw: Sequence[Any], hashes: list[str]
+    ) -> None:
         self.terminal = terminal
+        self.upload_key = upload_key
         self.raw = raw
         self.hashes = hashes
         self.answers: list[dict[str, Any] | None] = [None] * len(raw)
@@ -200,14 +227,14 @@ class _Batch:
             else:
                 first_index[seq] = index
         stored = {
-            row["seq"]: row
+            row[0]: dict(zip(_STORED, row, strict=True))
             for row in TollTransaction.objects.filter(
-                terminal=self.terminal, seq__in=list(first_index)
-            ).values("seq", "payload_hash", "status", "dispute_code", "id")
+                terminal=self.terminal, seq__any=list(first_index)
+            ).values_list(*_STORED)
         }
         for seq, index in first_index.items():
             if seq in stored:
-                self.answers[index] = _replay(stored[seq], self.hashes[index])
+                self.answers[index] = _replay(stored[seq], self.hashes[index], self.raw[index])
             else:
                 self.items.append(
                     _Item(
@@ -236,7 +263,7 @@ class _Batch:
                 "dispute_code": first.get("code"),
                 "id": first.get("id"),
             }
-            self.answers[index] = _replay(row, self.hashes[index])
+            self.answers[index] = _replay(row, self.hashes[index], self.raw[index])
         return [answer for answer in self.answers if answer is not None]
 
     # -- judging -------------------------------------------------------------
@@ -255,7 +282,7 @@ class _Batch:
         cards = {
             card.card_no: card
             for card in CardUnit.objects.select_for_update()
-            .filter(card_no__in=sorted(own_cards))
+            .filter(card_no__any=sorted(own_cards))
             .order_by("pk")
         }
         masters = self._masters()
@@ -371,18 +398,13 @@ class _Batch:
         if not proven:
             return
         psam = self.terminal.psam_terminal_no
-        key = {id(item): _purchase_key(psam, item.f["terminal_trans_seq"]) for item in proven}
         seqs = sorted({item.f["terminal_trans_seq"] for item in proven})
         taken = set(
             TollTransaction.objects.filter(
-                terminal=self.terminal, terminal_trans_seq__in=seqs, tac_verified=True
+                terminal=self.terminal, terminal_trans_seq__any=seqs, tac_verified=True
             ).values_list("terminal_trans_seq", flat=True)
         )
-        posted = set(
-            JournalEntry.objects.filter(idempotency_key__in=list(key.values())).values_list(
-                "idempotency_key", flat=True
-            )
-        )
+        posted = purchases.posted_purchases(psam, seqs)
         for item in proven:
             seq = item.f["terminal_trans_seq"]
             if seq in taken:
@@ -394,9 +416,9 @@ class _Batch:
                 )
                 continue
             taken.add(seq)
-            if key[id(item)] in posted:
-                # Posted by an earlier center that crashed before storing the
-                # record: the retry stores it without posting again.
+            if seq in posted:
+                # Posted already by a purchase recorded alone
+                # (`cards.services.record_purchase`): stored, not posted again.
                 item.post_purchase = False
 
     def _balances(self) -> None:
@@ -497,41 +519,47 @@ class _Batch:
 
     def _store(self) -> None:
         now = timezone.now()
-        for item in self.items:
-            item.txn = self._transaction(item, now)
+        rows = [self._row(item, now) for item in self.items]
+        columns = tuple(rows[0])
         try:
             with transaction.atomic():
-                bulk.insert(TollTransaction, [item.txn for item in self.items if item.txn])
+                ids = bulk.insert_rows(
+                    TollTransaction, columns, [tuple(row.values()) for row in rows]
+                )
+            for item, pk in zip(self.items, ids, strict=True):
+                item.pk = pk
         except IntegrityError:
             raise
         except DatabaseError:
             # One record the database will not take as read: each in its own
             # savepoint, the one that fails stored as a rejected shell.
-            for item in self.items:
-                self._store_alone(item, now)
+            for item, row in zip(self.items, rows, strict=True):
+                self._store_alone(item, row, now)
         self._post()
         self._audit(now)
 
-    def _transaction(self, item: _Item, now: dt.datetime) -> TollTransaction:
-        txn = TollTransaction(
+    def _row(self, item: _Item, now: dt.datetime) -> dict[str, Any]:
+        """The record's columns as stored (attribute names)."""
+        row = {
             **self._common(item, now),
-            flag=item.flag,
-            raw=_raw(item) if item.record.issues else None,
+            "flag": item.flag,
+            "raw": _raw(item) if item.record.issues else None,
+            "photo": "",
             **item.f,
-        )
+        }
         if item.photo is not None:
-            txn.photo.save(
-                f"{self.terminal.terminal_id}-{item.record.seq}.{item.photo.extension}",
-                item.photo.content,
-                save=False,
+            field = TollTransaction._meta.get_field("photo")
+            assert isinstance(field, FileField)
+            name = field.generate_filename(
+                None, f"{self.terminal.terminal_id}-{item.record.seq}.{item.photo.extension}"
             )
-        return txn
+            row["photo"] = field.storage.save(name, item.photo.content)
+        return row
 
-    def _store_alone(self, item: _Item, now: dt.datetime) -> None:
-        assert item.txn is not None
+    def _store_alone(self, item: _Item, row: dict[str, Any], now: dt.datetime) -> None:
         try:
             with transaction.atomic():
-                item.txn.save(force_insert=True)
+                item.pk = TollTransaction.objects.create(**row).pk
             return
         except IntegrityError:
             raise
@@ -539,7 +567,7 @@ class _Batch:
             problem = str(error).splitlines()[0][:120]
         item.status, item.code = RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD)
         item.reason = f"unreadable record: {problem}"
-        item.txn = TollTransaction(
+        item.pk = TollTransaction.objects.create(
             **self._common(item, now),
             lane_number=0,
             exit_time=item.f["exit_time"],
@@ -555,14 +583,14 @@ class _Batch:
             terminal_trans_seq=item.f["terminal_trans_seq"] if item.tac_verified else None,
             tac=item.f["tac"] if item.tac_verified else "",
             raw=_raw(item),
-        )
-        item.txn.save(force_insert=True)
+        ).pk
+        item.f["payable_fen"] = 0
 
     def _common(self, item: _Item, now: dt.datetime) -> dict[str, Any]:
         """The columns every stored record has, whatever it says."""
         return {
-            "terminal": self.terminal,
-            "station": self.terminal.station,
+            "terminal_id": self.terminal.pk,
+            "station_id": self.terminal.station_id,
             "seq": item.record.seq,
             "payload_hash": item.hash,
             "status": item.status,
@@ -574,30 +602,21 @@ class _Batch:
         }
 
     def _post(self) -> None:
-        """The debits the TACs prove, and the tolls debit accounts owe, in one go."""
+        """The debits the TACs prove, and the tolls debit accounts owe: one entry
+        for the whole upload (a line per paying account, one for this terminal's
+        tolls payable), each purchase kept once beside it."""
         terminal_id = self.terminal.terminal_id
-        tolls = ledger.tolls_payable_code(terminal_id)
         psam = self.terminal.psam_terminal_no
-        entries: list[ledger.Entry] = []
-        cards: dict[str, CardUnit] = {}
+        paid: list[purchases.Purchase] = []
+        owed: list[tuple[str, int]] = []
         for item in self.items:
             card = item.card
             if card is None:
                 continue
             f = item.f
             if item.post_purchase:
-                if card.is_stored_value:
-                    payer = ledger.purse_code(card.card_no)
-                    cards[card.card_no] = card
-                else:
-                    payer = ledger.receivable_code(_account_number(card))
-                entries.append(
-                    ledger.Entry(
-                        EntryKind.PURCHASE,
-                        ((payer, f["amount_fen"]), (tolls, -f["amount_fen"])),
-                        memo=f"{card.card_no} {psam}:{f['terminal_trans_seq']}",
-                        idempotency_key=_purchase_key(psam, f["terminal_trans_seq"]),
-                    )
+                paid.append(
+                    purchases.Purchase(card, psam, f["terminal_trans_seq"], f["amount_fen"])
                 )
             if (
                 item.status == RecordStatus.ACCEPTED
@@ -607,37 +626,45 @@ class _Batch:
                 and not f["amount_fen"]
             ):
                 # A debit card's account owes the toll until its bank settles.
-                entries.append(
-                    ledger.Entry(
-                        EntryKind.PURCHASE,
-                        (
-                            (ledger.receivable_code(_account_number(card)), f["payable_fen"]),
-                            (tolls, -f["payable_fen"]),
-                        ),
-                        memo=f"debit toll {terminal_id}:{item.record.seq}",
-                        idempotency_key=f"toll:{terminal_id}:{item.record.seq}",
-                    )
-                )
-        ledger.post_many(entries, cards=cards)
+                owed.append((purchases.payer_code(card), f["payable_fen"]))
+        purchases.post_purchases(
+            paid,
+            tolls_code=ledger.tolls_payable_code(terminal_id),
+            memo=f"upload {self.upload_key} of {terminal_id}: {len(paid)} purchases,"
+            f" {len(owed)} debit tolls",
+            idempotency_key=f"upload:{self.terminal.pk}:{_hash(self.upload_key)[:40]}",
+            owed=owed,
+        )
 
     def _audit(self, now: dt.datetime) -> None:
         actor = f"terminal {self.terminal.terminal_id}"
         from etcnet.core.middleware import current_request_id
 
         request_id = current_request_id()
-        bulk.insert(
+        subject_type = TollTransaction._meta.label_lower
+        bulk.insert_rows(
             AuditEvent,
+            (
+                "occurred_at",
+                "actor_type",
+                "actor_name",
+                "action",
+                "subject_type",
+                "subject_id",
+                "after",
+                "request_id",
+            ),
             [
-                AuditEvent(
-                    occurred_at=now,
-                    actor_type=ActorType.SYSTEM,
-                    actor_name=actor,
-                    action=f"tolling.transaction_{item.status}",
-                    subject_type=TollTransaction._meta.label_lower,
-                    subject_id=str(item.txn.pk),
-                    after={
+                (
+                    now,
+                    ActorType.SYSTEM,
+                    actor,
+                    f"tolling.transaction_{item.status}",
+                    subject_type,
+                    str(item.pk),
+                    {
                         "seq": item.record.seq,
-                        "payable_fen": item.txn.payable_fen,
+                        "payable_fen": item.f["payable_fen"],
                         "code": item.code,
                         **({"amount_fen": item.f["amount_fen"]} if item.tac_verified else {}),
                         **(
@@ -647,20 +674,12 @@ class _Batch:
                         ),
                         **({"flag": item.flag} if item.flag else {}),
                     },
-                    request_id=request_id,
+                    request_id,
                 )
                 for item in self.items
-                if item.txn is not None
+                if item.pk is not None
             ],
         )
-
-
-def _account_number(card: CardUnit) -> str:
-    return card.account.number if card.account_id and card.account else card.card_no
-
-
-def _purchase_key(psam_terminal_no: str, terminal_seq: int) -> str:
-    return f"purchase:{psam_terminal_no}:{terminal_seq}"
 
 
 def _raw(item: _Item) -> dict[str, Any]:
@@ -683,8 +702,8 @@ def _photo(encoded: str) -> images.PreparedImage | str:
     return prepared if isinstance(prepared, images.PreparedImage) else prepared.code
 
 
-def _replay(stored: Mapping[str, Any], record_hash: str) -> dict[str, Any]:
-    if stored["payload_hash"] != record_hash:
+def _replay(stored: Mapping[str, Any], record_hash: str, record: Any) -> dict[str, Any]:
+    if not _same(stored["payload_hash"], record_hash, record):
         return {"seq": stored["seq"], "result": "conflict", "code": "idempotency_conflict"}
     return {
         "seq": stored["seq"],
@@ -696,14 +715,14 @@ def _replay(stored: Mapping[str, Any], record_hash: str) -> dict[str, Any]:
 
 
 def _answer(item: _Item) -> dict[str, Any]:
-    assert item.txn is not None
+    assert item.pk is not None
     accepted = item.status == RecordStatus.ACCEPTED
     answer: dict[str, Any] = {
         "seq": item.record.seq,
         "result": item.status,
         "code": None if accepted else item.code,
         "reason": item.reason,
-        "id": item.txn.pk,
+        "id": item.pk,
     }
     if item.findings:
         answer["disputes"] = sorted(Counter(f["code"] for f in item.findings))

@@ -237,6 +237,13 @@ SCHEMA: dict[str, tuple[str, _Field]] = {
 }
 
 
+# The schema flattened for `read`, which runs for every record of every upload.
+_RULES: tuple[tuple[str, str, Callable[[Any], Any], Any, bool], ...] = tuple(
+    (name, column, rule.check, rule.default, rule.required)
+    for name, (column, rule) in SCHEMA.items()
+)
+
+
 def read_seq(record: Any) -> int | None:
     """The record's own key, or None when it has no usable one."""
     if not isinstance(record, Mapping):
@@ -252,22 +259,23 @@ def read(record: Mapping[str, Any], seq: int) -> Record:
     values: dict[str, Any] = {}
     issues: list[Issue] = []
     proof_values: set[str] = set()
-    for name, (column, rule) in SCHEMA.items():
-        value = record.get(name)
-        if value is None or (value == "" and rule.default is None):
-            if rule.required:
+    get = record.get
+    for name, column, check, default, required in _RULES:
+        value = get(name)
+        if value is None or (value == "" and default is None):
+            if required:
                 issues.append(Issue(name, "required", "this field is required"))
-            values[column] = rule.default
+            values[column] = default
             continue
         try:
-            values[column] = rule.check(value)
+            values[column] = check(value)
         except _Bad as bad:
             issues.append(Issue(name, bad.code, str(bad)))
             if bad.proof is not _NO_VALUE and name in PROOF_FIELDS:
                 values[column] = bad.proof
                 proof_values.add(name)
             else:
-                values[column] = rule.default
+                values[column] = default
     values["intervals"] = list(values["intervals"])
     values["card_network"] = values["card_no"][:4]
     return Record(seq=seq, values=values, issues=issues, proof_values=proof_values)

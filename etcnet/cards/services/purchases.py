@@ -1,8 +1,19 @@
-"""Purchases that terminals uploaded: TAC verified, then the purse or account pays."""
+"""Purchases that terminals uploaded: TAC verified, then the purse or account pays.
+
+`post_purchases` posts many verified purchases as one journal entry — one line
+per paying account (a stored-value card's purse, a debit account's receivable)
+and one for the terminal's tolls payable — and keeps each purchase once as a
+`CardPurchase` by the PSAM's terminal number and sequence: the intake's batch
+posting. `record_purchase` is the same for one purchase that arrives alone, with
+its TAC verified here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -12,6 +23,8 @@ from etcnet.cards.errors import (
     MacRejected,
 )
 from etcnet.cards.models import (
+    CardPurchase,
+    CardUnit,
     EntryKind,
     JournalEntry,
 )
@@ -19,7 +32,7 @@ from etcnet.cards.services._common import (
     _lock_card,
     _wrong_state,
 )
-from etcnet.core import audit
+from etcnet.core import audit, bulk
 from etcnet.core.errors import FieldIssue, InvalidInput
 from etcnet.core.validators import gettext_noop
 from etcnet.smartcard.crypto import Alg
@@ -68,26 +81,22 @@ def record_purchase(
         ):
             raise MacRejected(params={"what": "TAC"})
         # Only after the TAC: a repeated upload finds its entry, a forged one never does.
-        existing = JournalEntry.objects.filter(idempotency_key=key).first()
+        existing = (
+            CardPurchase.objects.filter(terminal_no=terminal_no, terminal_seq=terminal_seq)
+            .select_related("entry")
+            .first()
+        )
         if existing is not None:
-            return existing
-        if card.is_stored_value:
-            payer = ledger.purse_account(card)
-        else:
-            payer = ledger.account(
-                ledger.receivable_code(card.account.number if card.account else card.card_no)
-            )
+            return existing.entry
         entry: JournalEntry | None = None
         if amount_fen > 0:
-            entry = ledger.post(
-                EntryKind.PURCHASE,
-                ledger.lines(
-                    (payer, amount_fen), (ledger.account(ledger.TOLLS_PAYABLE), -amount_fen)
-                ),
-                actor=actor,
+            entry_id = post_purchases(
+                [Purchase(card, terminal_no, terminal_seq, amount_fen)],
+                tolls_code=ledger.TOLLS_PAYABLE,
                 memo=f"{card.card_no} {terminal_no}:{terminal_seq}",
                 idempotency_key=key,
             )
+            entry = JournalEntry.objects.get(pk=entry_id)
         # A debit card's zero-amount composite purchase only proves the passage;
         # clearing posts its toll from the exit record.
         audit.record(
@@ -97,3 +106,78 @@ def record_purchase(
             after={"amount_fen": amount_fen, "terminal": terminal_no, "seq": terminal_seq},
         )
     return entry
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A purchase whose TAC the vault verified: what the card paid, where."""
+
+    card: CardUnit
+    terminal_no: str  # the PSAM's terminal number, hex
+    terminal_seq: int
+    amount_fen: int
+
+
+def payer_code(card: CardUnit) -> str:
+    """The account a card's purchase is paid from: its purse, or its debit
+    account's receivable (owed until the bank settles)."""
+    if card.is_stored_value:
+        return ledger.purse_code(card.card_no)
+    number = card.account.number if card.account_id and card.account else card.card_no
+    return ledger.receivable_code(number)
+
+
+def posted_purchases(terminal_no: str, seqs: Iterable[int]) -> set[int]:
+    """The sequences among `seqs` of this PSAM whose purchases are posted already."""
+    return set(
+        CardPurchase.objects.filter(terminal_no=terminal_no, terminal_seq__any=list(seqs))
+        .values_list("terminal_seq", flat=True)
+        .order_by()
+    )
+
+
+def post_purchases(
+    purchases: Sequence[Purchase],
+    *,
+    tolls_code: str,
+    memo: str,
+    idempotency_key: str | None = None,
+    owed: Sequence[tuple[str, int]] = (),
+) -> int | None:
+    """Posts `purchases` (and `owed`: (receivable code, fen) for debit tolls the
+    card did not pay on the spot) as one entry against `tolls_code`, and keeps
+    each purchase once. Runs inside the caller's transaction, the cards locked
+    first. The caller leaves out what `posted_purchases` names: a purchase
+    posted twice breaks `card_purchase_once` (IntegrityError). Returns the
+    entry's id, or None when there is nothing to post."""
+    lines: dict[str, int] = defaultdict(int)
+    cards: dict[str, CardUnit] = {}
+    paid = [p for p in purchases if p.amount_fen > 0]
+    for purchase in paid:
+        code = payer_code(purchase.card)
+        lines[code] += purchase.amount_fen
+        if purchase.card.is_stored_value:
+            cards[purchase.card.card_no] = purchase.card
+    for code, amount in owed:
+        if amount > 0:
+            lines[code] += amount
+    total = sum(lines.values())
+    if not total:
+        return None
+    (entry_id,) = ledger.post_many(
+        [
+            ledger.Entry(
+                EntryKind.PURCHASE,
+                (*sorted(lines.items()), (tolls_code, -total)),
+                memo=memo,
+                idempotency_key=idempotency_key,
+            )
+        ],
+        cards=cards,
+    )
+    bulk.insert_rows(
+        CardPurchase,
+        ("card_id", "terminal_no", "terminal_seq", "amount_fen", "entry_id"),
+        [(p.card.pk, p.terminal_no, p.terminal_seq, p.amount_fen, entry_id) for p in paid],
+    )
+    return entry_id

@@ -245,6 +245,71 @@ def test_postgresql_checks_the_balance_at_set_constraints_immediate():
     assert Posting.objects.count() == 0
 
 
+def pending_notes() -> int:
+    """Entries noted for the balance check at commit and not checked yet."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM cards_ledger_pending")
+        return int(cursor.fetchone()[0])
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_refuses_a_posting_added_later_to_a_committed_entry():
+    with transaction.atomic():
+        entry_id = write_entry("raw SQL", 300, -300)
+    assert pending_notes() == 0  # checked at commit, the note removed
+
+    with (
+        pytest.raises(IntegrityError, match=r"does not balance: its postings sum to 50 fen"),
+        transaction.atomic(),
+    ):
+        raw(
+            "INSERT INTO cards_posting (entry_id, account_id, amount_fen) VALUES (%s, %s, %s)",
+            [entry_id, ledger.account(ledger.BANK).pk, 50],
+        )
+
+    assert sorted(Posting.objects.values_list("amount_fen", flat=True)) == [-300, 300]
+    assert pending_notes() == 0
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_checks_each_entry_of_one_statement_once_and_names_the_bad_one():
+    bank, pending = ledger.account(ledger.BANK), ledger.account(ledger.LOADS_PENDING)
+    with transaction.atomic():
+        good = [
+            JournalEntry.objects.create(kind=EntryKind.TOP_UP_RECEIVED, created_at=timezone.now())
+            for _ in range(2)
+        ]
+        Posting.objects.bulk_create(
+            Posting(entry=entry, account=account, amount_fen=amount)
+            for entry in good
+            for account, amount in ((bank, 100), (pending, -100))
+        )
+    assert Posting.objects.count() == 4
+
+    def three_entries_one_short() -> None:
+        entries = [
+            JournalEntry.objects.create(kind=EntryKind.TOP_UP_RECEIVED, created_at=timezone.now())
+            for _ in range(3)
+        ]
+        Posting.objects.bulk_create(
+            Posting(entry=entry, account=account, amount_fen=amount)
+            for entry, (a, b) in zip(entries, ((100, -100), (107, -100), (5, -5)), strict=True)
+            for account, amount in ((bank, a), (pending, b))
+        )
+
+    with (
+        pytest.raises(IntegrityError, match=r"does not balance: its postings sum to 7 fen"),
+        transaction.atomic(),
+    ):
+        three_entries_one_short()
+
+    assert Posting.objects.count() == 4
+    assert JournalEntry.objects.count() == 2
+    assert pending_notes() == 0
+
+
 @sqlite_only
 @pytest.mark.django_db(transaction=True)
 def test_sqlite_commits_an_unbalanced_entry_and_ledger_check_reports_it():

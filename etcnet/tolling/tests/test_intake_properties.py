@@ -65,6 +65,7 @@ from etcnet.cards import services as cards
 from etcnet.cards.errors import LoadInterrupted
 from etcnet.cards.models import (
     BalanceSettlement,
+    CardPurchase,
     CardUnit,
     EntryKind,
     Posting,
@@ -74,6 +75,7 @@ from etcnet.cards.models import (
     TopUpStatus,
     UnitState,
 )
+from etcnet.cards.services import purchases
 from etcnet.cards.tests.conftest import CARD_NOS, OBU_NOS, second_car
 from etcnet.cards.tests.services import LostAnswer
 from etcnet.smartcard import ops
@@ -506,19 +508,15 @@ def check_card(world: dict[str, Any], card: Card, at_settlement: set[int] | None
     if not card.stored_value:
         # A debit card pays nothing from its purse; its account owes each toll.
         assert paid == 0
-        owed = Posting.objects.filter(
-            entry__idempotency_key__in=[f"toll:{term.terminal_id}:{p.seq}" for p in card.purchases],
-            account__code__startswith="receivable:",
-        )
-        assert total(owed) == sum(p.payable_fen for p in card.purchases)
         return
 
     # Posted on its purse once per PSAM sequence, for what the card paid.
+    kept = CardPurchase.objects.filter(card=unit)
+    assert Counter(kept.values_list("terminal_no", "terminal_seq", "amount_fen")) == Counter(
+        (term.psam_terminal_no, p.psam_seq, p.fen) for p in card.purchases if p.fen
+    )
     debits = Posting.objects.filter(
         account__code=ledger.purse_code(card.no), entry__kind=EntryKind.PURCHASE
-    )
-    assert Counter(debits.values_list("entry__idempotency_key", "amount_fen")) == Counter(
-        (f"purchase:{term.psam_terminal_no}:{p.psam_seq}", p.fen) for p in card.purchases
     )
     assert total(debits) == paid
 
@@ -567,6 +565,17 @@ def check_center(world: dict[str, Any], history: History) -> None:
         p.payable_fen for card in history.cards if not card.stored_value for p in card.purchases
     )
     assert ledger.balance(ledger.tolls_payable_code(term.terminal_id)) == -(paid + owed)
+    # Each debit account owes the tolls of its cards (a replacement keeps the
+    # account): the upload's entry has a line per account.
+    by_account: Counter[str] = Counter()
+    for card in history.cards:
+        if not card.stored_value:
+            by_account[purchases.payer_code(card.unit())] += sum(
+                p.payable_fen for p in card.purchases
+            )
+    for code, fen in by_account.items():
+        owed_here = Posting.objects.filter(account__code=code, entry__kind=EntryKind.PURCHASE)
+        assert total(owed_here) == fen
     assert ledger.check() == []
 
 

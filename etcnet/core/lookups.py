@@ -1,0 +1,54 @@
+"""`field__any=[...]`: membership in a long list as one parameter.
+
+`field__in=[...]` sends one placeholder per value: for the intake's look-ups of a
+whole upload (a thousand sequences or card numbers) Django prepares each value
+and the driver splits and binds a thousand parameters. On PostgreSQL `__any`
+sends the list as one array, `field = ANY(%s)`; elsewhere (SQLite) it is
+`__in`. Values are prepared by the field as for `__in`; an empty list matches
+nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db.models import Field
+from django.db.models.lookups import In
+
+# Fields whose prepared value (`get_prep_value`, done for every lookup) is what
+# psycopg sends: no per-value database preparation.
+_AS_IS = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "BigIntegerField",
+        "CharField",
+        "IntegerField",
+        "PositiveBigIntegerField",
+        "PositiveIntegerField",
+        "PositiveSmallIntegerField",
+        "SmallIntegerField",
+        "TextField",
+    }
+)
+
+
+class AnyOf(In):
+    lookup_name = "any"
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = [v for v in self.rhs if v is not None]
+        if not values:
+            raise EmptyResultSet
+        field = self.lhs.output_field
+        if field.get_internal_type() in _AS_IS:
+            prepared = values  # already the field's Python value, which the driver takes
+        else:
+            prepared = [field.get_db_prep_value(v, connection) for v in values]
+        return f"{lhs} = ANY(%s)", [*lhs_params, prepared]
+
+
+def register() -> None:
+    Field.register_lookup(AnyOf)
