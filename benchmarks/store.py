@@ -8,7 +8,8 @@ Works like ``benchmarks.ingest`` (whose scratch-database helpers it imports): in
 scratch database of its own (``etcnet_bench_<pid>``, created on the server that
 ``--database-url`` names and dropped at the end; the named database itself is never
 touched), migrated from scratch, so ``tolling_tolltransaction`` is the partitioned
-table of tolling/0005 (etcnet.tolling.partitions) with every index the models ask for.
+table of tolling/0005 (etcnet.tolling.partitions) with every index the models ask for
+(tolling/0006 and later).
 
 Preparation (not timed in the lookups), all set-based SQL through psycopg, no Python
 loop per row: ``--stations`` stations with 4 terminals each; then for each of the

@@ -259,23 +259,42 @@ class Posting(models.Model):
 
 class CardPurchase(models.Model):
     """One purchase a card's TAC proved, as posted: the detail behind a purchase
-    entry. The intake posts a whole upload's purchases as one entry (one line per
-    paying account); each purchase is kept here once, by the PSAM's terminal
-    number and sequence, so a purchase is never posted twice whichever way it
-    arrives, and a card's purchases can be listed from its own books."""
+    entry (a zero-amount one has none). The intake posts a whole upload's
+    purchases as one entry (one line per paying account); each purchase is kept
+    here once, by the PSAM's terminal number and sequence, so a purchase is
+    never posted twice whichever way it arrives, and a card's purchases can be
+    listed from its own books."""
 
-    card = models.ForeignKey("CardUnit", on_delete=models.PROTECT, related_name="purchases")
+    # Written a thousand at a time by the intake, with the card it has locked and
+    # the entry it has just posted (entries are append-only, cards never
+    # deleted): no foreign-key checks per row; Django's PROTECT guards deletes.
+    card = models.ForeignKey(
+        "CardUnit", on_delete=models.PROTECT, related_name="purchases", db_constraint=False
+    )
     terminal_no = models.CharField(max_length=12)  # the PSAM's terminal number, hex
     terminal_seq = models.PositiveBigIntegerField()
     amount_fen = models.BigIntegerField()
-    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="purchases")
+    # The entry that posted it; none for a zero-amount purchase (an exempt exit
+    # closed on the card), kept all the same: its PSAM sequence is used.
+    entry = models.ForeignKey(
+        JournalEntry,
+        on_delete=models.PROTECT,
+        related_name="purchases",
+        null=True,
+        blank=True,
+        db_constraint=False,
+        db_index=False,
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["terminal_no", "terminal_seq"], name="card_purchase_once"
             ),
-            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="card_purchase_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_fen__gte=0) & (Q(amount_fen=0) | Q(entry__isnull=False)),
+                name="card_purchase_posted",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -58,6 +58,7 @@ from etcnet.tolling.models import (
     Direction,
     DisputeCode,
     Flag,
+    RecordKey,
     RecordStatus,
     Terminal,
     TollTransaction,
@@ -228,9 +229,9 @@ class _Batch:
                 first_index[seq] = index
         stored = {
             row[0]: dict(zip(_STORED, row, strict=True))
-            for row in TollTransaction.objects.filter(
+            for row in RecordKey.objects.filter(
                 terminal=self.terminal, seq__any=list(first_index)
-            ).values_list(*_STORED)
+            ).values_list("seq", "payload_hash", "status", "dispute_code", "transaction_id")
         }
         for seq, index in first_index.items():
             if seq in stored:
@@ -380,7 +381,7 @@ class _Batch:
             return
         item.card = card
         item.tac_verified = True
-        item.post_purchase = f["amount_fen"] > 0
+        item.post_purchase = True  # posted (a zero amount kept) unless a check below says not
         if f["payment_type"] in CARD_PAYMENTS and f["payment_type"] != card.card_type:
             item.reject(int(DisputeCode.INVALID_TYPE), "payment type is not the card's type")
         if card.state not in _IN_USE:
@@ -399,12 +400,21 @@ class _Batch:
             return
         psam = self.terminal.psam_terminal_no
         seqs = sorted({item.f["terminal_trans_seq"] for item in proven})
-        taken = set(
-            TollTransaction.objects.filter(
-                terminal=self.terminal, terminal_trans_seq__any=seqs, tac_verified=True
-            ).values_list("terminal_trans_seq", flat=True)
-        )
+        # Every proven purchase is kept once by its PSAM sequence (one index);
+        # only for those already kept is the store asked whether a record of
+        # this terminal carried it (a duplicate) or it was recorded alone.
         posted = purchases.posted_purchases(psam, seqs)
+        taken = (
+            set(
+                TollTransaction.objects.filter(
+                    terminal=self.terminal,
+                    terminal_trans_seq__any=sorted(posted),
+                    tac_verified=True,
+                ).values_list("terminal_trans_seq", flat=True)
+            )
+            if posted
+            else set()
+        )
         for item in proven:
             seq = item.f["terminal_trans_seq"]
             if seq in taken:
@@ -535,8 +545,38 @@ class _Batch:
             # savepoint, the one that fails stored as a rejected shell.
             for item, row in zip(self.items, rows, strict=True):
                 self._store_alone(item, row, now)
+        self._keys()
         self._post()
         self._audit(now)
+
+    def _keys(self) -> None:
+        """Each stored record's key with its answer (`RecordKey`): a key stored by
+        another process since the look-up breaks `record_key_once`, and the
+        upload is answered again from what is stored."""
+        bulk.insert_rows(
+            RecordKey,
+            (
+                "terminal_id",
+                "seq",
+                "transaction_id",
+                "exit_time",
+                "payload_hash",
+                "status",
+                "dispute_code",
+            ),
+            [
+                (
+                    self.terminal.pk,
+                    item.record.seq,
+                    item.pk,
+                    item.f["exit_time"],
+                    item.hash,
+                    item.status,
+                    item.code,
+                )
+                for item in self.items
+            ],
+        )
 
     def _row(self, item: _Item, now: dt.datetime) -> dict[str, Any]:
         """The record's columns as stored (attribute names)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from etcnet.network.models import Lane, Node, NodeKind
@@ -140,7 +141,18 @@ class TollTransaction(models.Model):
     closed-road entry lane, whose `exit_time` is then the entry's lane time),
     with the center's verdict."""
 
-    terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, related_name="transactions")
+    # No foreign-key constraints on this table (partitioned by day, the intake's
+    # hot path): the intake writes the terminal and station it has just locked
+    # and read; Django's PROTECT still guards deletes. Their own indexes would
+    # repeat the leading columns of `transaction_unique_seq` and
+    # `transaction_station_time`.
+    terminal = models.ForeignKey(
+        Terminal,
+        on_delete=models.PROTECT,
+        related_name="transactions",
+        db_constraint=False,
+        db_index=False,
+    )
     seq = models.PositiveBigIntegerField()
     direction = models.CharField(max_length=5, choices=Direction.choices, default=Direction.EXIT)
     payload_hash = models.CharField(max_length=64)
@@ -150,7 +162,9 @@ class TollTransaction(models.Model):
     )
     reason = models.CharField(max_length=200, blank=True)
 
-    station = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    station = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
     lane_number = models.PositiveSmallIntegerField()
     exit_time = models.DateTimeField(db_index=True)  # the terminal's own time (UTC)
     clock_offset_ms = models.IntegerField(default=0)  # terminal minus center at the last sync
@@ -158,12 +172,12 @@ class TollTransaction(models.Model):
     entry_station = models.CharField(max_length=20, blank=True)
     entry_time = models.DateTimeField(null=True, blank=True)
 
-    card_no = models.CharField(max_length=20, blank=True, db_index=True)
+    card_no = models.CharField(max_length=20, blank=True)
     # The card's network number (card_no[:4]): our own cards are verified and
     # posted here, other issuers' cards wait for clearing with their issuer.
     card_network = models.CharField(max_length=4, blank=True)
     obu_no = models.CharField(max_length=16, blank=True)
-    plate = models.CharField(max_length=12, blank=True, db_index=True)
+    plate = models.CharField(max_length=12, blank=True)
     plate_color = models.PositiveSmallIntegerField(null=True, blank=True)
     vehicle_class = models.PositiveSmallIntegerField()
     vehicle_kind = models.PositiveSmallIntegerField(default=0)
@@ -198,11 +212,9 @@ class TollTransaction(models.Model):
     total_weight_kg = models.PositiveIntegerField(null=True, blank=True)
     weight_limit_kg = models.PositiveIntegerField(null=True, blank=True)
     overweight = models.BooleanField(default=False)
-    special_case = models.CharField(
-        max_length=24, choices=SpecialCase.choices, blank=True, db_index=True
-    )
+    special_case = models.CharField(max_length=24, choices=SpecialCase.choices, blank=True)
     special_reason = models.CharField(max_length=200, blank=True)
-    flag = models.CharField(max_length=24, choices=Flag.choices, blank=True, db_index=True)
+    flag = models.CharField(max_length=24, choices=Flag.choices, blank=True)
     photo = models.FileField(upload_to="tolling/%Y/%m/", max_length=200, blank=True)
 
     collector = models.CharField(max_length=20, blank=True)
@@ -216,10 +228,60 @@ class TollTransaction(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["terminal", "seq"], name="transaction_unique_seq"),
         ]
+        # Each index costs every insert: only what the look-ups use. Plain
+        # B-trees for the card and the plate (equality; no `_like` twins), and
+        # partial ones for the rare rows the queues read.
         indexes = [
             # The PSAM-sequence check of every card purchase (code 2).
-            models.Index(fields=["terminal", "terminal_trans_seq"], name="transaction_psam_seq"),
+            models.Index(
+                fields=["terminal", "terminal_trans_seq"],
+                condition=Q(tac_verified=True),
+                name="transaction_psam_seq",
+            ),
             models.Index(fields=["station", "exit_time"], name="transaction_station_time"),
+            models.Index(fields=["card_no"], name="transaction_card_no"),
+            models.Index(fields=["plate"], name="transaction_plate"),
+            # The exceptions queue (special cases, flags) and the disputes queue.
+            models.Index(
+                fields=["special_case"], condition=~Q(special_case=""), name="transaction_special"
+            ),
+            models.Index(fields=["flag"], condition=~Q(flag=""), name="transaction_flagged"),
+            models.Index(
+                fields=["exit_time"],
+                condition=Q(status="rejected") | Q(dispute_code__isnull=False),
+                name="transaction_disputed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.terminal_id}#{self.seq}"
+
+
+class RecordKey(models.Model):
+    """A terminal's record key (terminal, seq) once across every day of the store,
+    with the first answer it got.
+
+    The transaction table is partitioned by day and PostgreSQL makes a unique
+    index of a partitioned table only with the partition key (`exit_time`) in
+    it, so the store alone could take the same seq twice on two days, and a
+    look-up by seq would search every day. This plain table keeps (terminal,
+    seq) unique for the database itself, and answers a re-sent record —
+    duplicate or conflict, with its first result — from one index, without
+    touching the store. Written by the intake beside each transaction."""
+
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
+    seq = models.PositiveBigIntegerField()
+    transaction_id = models.BigIntegerField()  # the transaction, in the day of `exit_time`
+    exit_time = models.DateTimeField()
+    payload_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=RecordStatus.choices)  # the first answer
+    dispute_code = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["terminal", "seq"], name="record_key_once"),
         ]
 
     def __str__(self) -> str:

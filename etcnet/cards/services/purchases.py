@@ -88,15 +88,13 @@ def record_purchase(
         )
         if existing is not None:
             return existing.entry
-        entry: JournalEntry | None = None
-        if amount_fen > 0:
-            entry_id = post_purchases(
-                [Purchase(card, terminal_no, terminal_seq, amount_fen)],
-                tolls_code=ledger.TOLLS_PAYABLE,
-                memo=f"{card.card_no} {terminal_no}:{terminal_seq}",
-                idempotency_key=key,
-            )
-            entry = JournalEntry.objects.get(pk=entry_id)
+        entry_id = post_purchases(
+            [Purchase(card, terminal_no, terminal_seq, amount_fen)],
+            tolls_code=ledger.TOLLS_PAYABLE,
+            memo=f"{card.card_no} {terminal_no}:{terminal_seq}",
+            idempotency_key=key,
+        )
+        entry = JournalEntry.objects.get(pk=entry_id) if entry_id is not None else None
         # A debit card's zero-amount composite purchase only proves the passage;
         # clearing posts its toll from the exit record.
         audit.record(
@@ -146,38 +144,47 @@ def post_purchases(
 ) -> int | None:
     """Posts `purchases` (and `owed`: (receivable code, fen) for debit tolls the
     card did not pay on the spot) as one entry against `tolls_code`, and keeps
-    each purchase once. Runs inside the caller's transaction, the cards locked
-    first. The caller leaves out what `posted_purchases` names: a purchase
-    posted twice breaks `card_purchase_once` (IntegrityError). Returns the
-    entry's id, or None when there is nothing to post."""
+    each purchase once, a zero-amount one too (without an entry). Runs inside
+    the caller's transaction, the cards locked first. The caller leaves out what
+    `posted_purchases` names: a purchase kept twice breaks `card_purchase_once`
+    (IntegrityError). Returns the entry's id, or None when no money moved."""
     lines: dict[str, int] = defaultdict(int)
     cards: dict[str, CardUnit] = {}
-    paid = [p for p in purchases if p.amount_fen > 0]
-    for purchase in paid:
-        code = payer_code(purchase.card)
-        lines[code] += purchase.amount_fen
-        if purchase.card.is_stored_value:
-            cards[purchase.card.card_no] = purchase.card
+    for purchase in purchases:
+        if purchase.amount_fen > 0:
+            code = payer_code(purchase.card)
+            lines[code] += purchase.amount_fen
+            if purchase.card.is_stored_value:
+                cards[purchase.card.card_no] = purchase.card
     for code, amount in owed:
         if amount > 0:
             lines[code] += amount
     total = sum(lines.values())
-    if not total:
-        return None
-    (entry_id,) = ledger.post_many(
-        [
-            ledger.Entry(
-                EntryKind.PURCHASE,
-                (*sorted(lines.items()), (tolls_code, -total)),
-                memo=memo,
-                idempotency_key=idempotency_key,
-            )
-        ],
-        cards=cards,
-    )
+    entry_id: int | None = None
+    if total:
+        (entry_id,) = ledger.post_many(
+            [
+                ledger.Entry(
+                    EntryKind.PURCHASE,
+                    (*sorted(lines.items()), (tolls_code, -total)),
+                    memo=memo,
+                    idempotency_key=idempotency_key,
+                )
+            ],
+            cards=cards,
+        )
     bulk.insert_rows(
         CardPurchase,
         ("card_id", "terminal_no", "terminal_seq", "amount_fen", "entry_id"),
-        [(p.card.pk, p.terminal_no, p.terminal_seq, p.amount_fen, entry_id) for p in paid],
+        [
+            (
+                p.card.pk,
+                p.terminal_no,
+                p.terminal_seq,
+                p.amount_fen,
+                entry_id if p.amount_fen else None,
+            )
+            for p in purchases
+        ],
     )
     return entry_id

@@ -12,18 +12,18 @@ from typing import Any
 import pytest
 import time_machine
 from django.conf import settings
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from etcnet.cards import devices, ledger
 from etcnet.cards import services as cards
 from etcnet.cards.errors import LoadInterrupted
-from etcnet.cards.models import CardUnit, TopUp
+from etcnet.cards.models import CardPurchase, CardUnit, TopUp
 from etcnet.cards.tests.conftest import CARD_NOS
 from etcnet.cards.tests.services import LostAnswer
 from etcnet.core.models import AuditEvent
-from etcnet.tolling.models import TollTransaction
+from etcnet.tolling.models import RecordKey, TollTransaction
 from etcnet.tolling.tests.test_ingest import URL, client_for, purchase, record
 
 pytestmark = pytest.mark.django_db
@@ -282,3 +282,38 @@ def test_the_disputes_queue_shows_rejected_records_and_findings_with_their_evide
     assert "卡内扣款" in detail
     assert 'data-testid="raw"' in raw
     assert "plate_color: 黄" in raw
+
+
+def test_each_record_key_is_kept_once_with_its_first_answer(terminal, card):
+    # given a purchase stored, and a record rejected for a bad weight
+    paid = purchase(terminal, card, 1_000)
+    upload(terminal, "k1", record(paid, seq=1), record(paid, seq=2, total_weight_kg=-1))
+
+    # then each (terminal, seq) has its key with the answer it got
+    term = terminal[0]
+    keys = RecordKey.objects.filter(terminal=term).order_by("seq")
+    stored = TollTransaction.objects.order_by("seq")
+    assert list(keys.values_list("seq", "transaction_id", "status", "dispute_code")) == [
+        (1, stored[0].pk, "accepted", None),
+        (2, stored[1].pk, "rejected", 2),
+    ]
+    # the PSAM sequence of seq 1 was used again by seq 2: a duplicate (code 2)
+    assert CardPurchase.objects.filter(card=card).count() == 1
+
+    # and the database itself refuses the same key twice, whatever the day
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RecordKey.objects.create(
+            terminal=term,
+            seq=1,
+            transaction_id=stored[0].pk,
+            exit_time=stored[0].exit_time + dt.timedelta(days=3),
+            payload_hash="0" * 64,
+            status="accepted",
+        )
+
+    # and the same records sent again are answered from their keys
+    again = upload(terminal, "k2", record(paid, seq=1), record(paid, seq=2, total_weight_kg=-1))
+    assert [(a["result"], a["first_result"], a["id"]) for a in again] == [
+        ("duplicate", "accepted", stored[0].pk),
+        ("duplicate", "rejected", stored[1].pk),
+    ]

@@ -513,7 +513,7 @@ def check_card(world: dict[str, Any], card: Card, at_settlement: set[int] | None
     # Posted on its purse once per PSAM sequence, for what the card paid.
     kept = CardPurchase.objects.filter(card=unit)
     assert Counter(kept.values_list("terminal_no", "terminal_seq", "amount_fen")) == Counter(
-        (term.psam_terminal_no, p.psam_seq, p.fen) for p in card.purchases if p.fen
+        (term.psam_terminal_no, p.psam_seq, p.fen) for p in card.purchases
     )
     debits = Posting.objects.filter(
         account__code=ledger.purse_code(card.no), entry__kind=EntryKind.PURCHASE
