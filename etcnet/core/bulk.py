@@ -151,6 +151,8 @@ def add_by_pk(model: type[models.Model], column: str, deltas: Mapping[int, int])
     pk = meta.pk
     assert pk is not None
     field = meta.get_field(column)
+    assert isinstance(field, models.Field)
+    assert field.column
     if connection.vendor != "postgresql":
         model._default_manager.using(alias).filter(pk__in=list(deltas)).update(
             **{
@@ -167,7 +169,7 @@ def add_by_pk(model: type[models.Model], column: str, deltas: Mapping[int, int])
         " FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) WHERE {table}.{pk} = d.id"
     ).format(
         table=sql.Identifier(meta.db_table),
-        col=sql.Identifier(field.column),  # type: ignore[union-attr]
+        col=sql.Identifier(field.column),
         pk=sql.Identifier(pk.column),
     )
     with connection.cursor() as wrapper:

@@ -34,7 +34,7 @@ _AS_IS = frozenset(
 )
 
 
-class AnyOf(In):
+class AnyOf(In):  # type: ignore[type-arg]
     lookup_name = "any"
 
     def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
