@@ -30,7 +30,7 @@ from django.db.models import Sum
 from conftest import photo
 from etcnet.cards import devices, ledger
 from etcnet.cards import services as cards
-from etcnet.cards.models import CardUnit, EntryKind, JournalEntry, Posting
+from etcnet.cards.models import CardPurchase, CardUnit, EntryKind, Posting
 from etcnet.cards.tests.conftest import (  # noqa: F401  (fixtures)
     CARD_NOS,
     OBU_NOS,
@@ -41,7 +41,7 @@ from etcnet.cards.tests.conftest import (  # noqa: F401  (fixtures)
 )
 from etcnet.smartcard import ops
 from etcnet.smartcard.transport import open_emulated
-from etcnet.tolling.models import TollTransaction, Upload
+from etcnet.tolling.models import RecordKey, TollTransaction, Upload
 from etcnet.tolling.tests.conftest import terminal, tianjin  # noqa: F401  (fixtures)
 from etcnet.tolling.tests.test_ingest import EXIT, URL, record
 from tests.terminal_process import free_port, kill_group, start_center, wait_center
@@ -310,12 +310,13 @@ def test_two_centers_one_killed_mid_upload_store_every_record_once(
     stored = TollTransaction.objects.filter(terminal=term)
     assert sorted(stored.values_list("seq", flat=True)) == list(range(1, PURCHASES + 1))
     assert set(stored.values_list("status", "tac_verified")) == {("accepted", True)}
-    keys = JournalEntry.objects.filter(
-        kind=EntryKind.PURCHASE, idempotency_key__startswith="purchase:"
-    ).values_list("idempotency_key", flat=True)
-    assert sorted(keys) == sorted(
-        f"purchase:{term.psam_terminal_no}:{r['terminal_trans_seq']}" for r in records
+    # Each PSAM sequence kept (and posted) once, whichever center took it.
+    kept = CardPurchase.objects.values_list("terminal_no", "terminal_seq", "amount_fen")
+    assert sorted(kept) == sorted(
+        (term.psam_terminal_no, r["terminal_trans_seq"], r["amount_fen"]) for r in records
     )
+    # Each record key once, with the answer the record got.
+    assert RecordKey.objects.filter(terminal=term, status="accepted").count() == PURCHASES
     for unit in units:
         debits = Posting.objects.filter(
             entry__kind=EntryKind.PURCHASE, account__code=ledger.purse_code(unit.card_no)
