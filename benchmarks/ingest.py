@@ -12,7 +12,8 @@ Preparation (not timed in the rates): the demo network with an exit lane, an ope
 and a clerk, an outlet with emulated stock, ``--cards`` approved applications with a
 stored-value card each, issued, activated and topped up, registered terminals with
 their provisioned PSAMs (one for the single-process runs, one per process), and real
-purchases (1-5 fen each) made in turn by the cards on the emulated cards with each
+purchases (1-5 fen each) made in turn by each terminal's own share of the cards
+(card n at terminal n mod T: a card does not pay at two lanes at once) with each
 terminal's PSAM, each with its own PSAM sequence number and a TAC the card computed:
 N per upload size for the first terminal, N for each of the others.
 
@@ -193,10 +194,14 @@ def _prepare(counts: Sequence[int], cards: int) -> Prepared:
     )
     total = sum(counts)
     amounts = [[1 + i % 5 for i in range(count)] for count in counts]
+    # Each terminal's lane sees cards of its own (card n at terminal n mod T): a
+    # card does not pay at two lanes at once, and the processes do not queue on
+    # each other's card locks.
+    paying = [numbers[t :: len(counts)] or numbers for t in range(len(counts))]
     spent = dict.fromkeys(numbers, 0)
-    for per_terminal in amounts:
+    for t, per_terminal in enumerate(amounts):
         for i, amount in enumerate(per_terminal):
-            spent[numbers[i % cards]] += amount
+            spent[paying[t][i % len(paying[t])]] += amount
     loaded: dict[str, int] = {}
     for n, number in enumerate(numbers):
         application = complete_application(
@@ -235,14 +240,17 @@ def _prepare(counts: Sequence[int], cards: int) -> Prepared:
     seconds["setup"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    card_ts = [devices.open_unit(CardUnit.objects.get(card_no=number)) for number in numbers]
+    card_ts = {
+        number: devices.open_unit(CardUnit.objects.get(card_no=number)) for number in numbers
+    }
     records: list[list[dict[str, Any]]] = []
     for t, per_terminal in enumerate(amounts):
         psam_t = open_emulated(psams[t])
         made = []
         for i, amount in enumerate(per_terminal):
             when = EXIT + dt.timedelta(seconds=7 * i)
-            result = ops.purchase(card_ts[i % cards], psam_t, amount=amount, when=when)
+            card_t = card_ts[paying[t][i % len(paying[t])]]
+            result = ops.purchase(card_t, psam_t, amount=amount, when=when)
             made.append(_record(result, seq=i + 1, when=when))
         records.append(made)
     seconds["purchases"] = time.perf_counter() - start
@@ -337,9 +345,7 @@ def _verify(prepared: Prepared) -> list[str]:
     return problems
 
 
-def _in_processes(
-    prepared: Prepared, batch: int, out: multiprocessing.queues.Queue[Any] | None = None
-) -> tuple[Timed, dict[str, int]]:
+def _in_processes(prepared: Prepared, batch: int) -> tuple[Timed, dict[str, int], str]:
     """Each terminal but the first uploads its records from a process of its own,
     all starting together: the rate is every record over the time from the first
     start to the last end (one PostgreSQL, like several center processes)."""
@@ -372,7 +378,9 @@ def _in_processes(
         for key, value in part.items():
             results[key] = results.get(key, 0) + value
     rows = sum(len(records) - WARM for _, records in jobs)
-    return Timed(rows, max(end for _, end, _ in got) - min(start for start, _, _ in got)), results
+    spans = ", ".join(f"{end - start:.2f}" for start, end, _ in got)
+    wall = max(end for _, end, _ in got) - min(start for start, _, _ in got)
+    return Timed(rows, wall), results, spans
 
 
 def _copy_rate(url: str) -> tuple[Timed, int]:
@@ -570,7 +578,7 @@ def _run(
             )
         )
     if processes > 1:
-        together, results = _in_processes(prepared, max(batches))
+        together, results, spans = _in_processes(prepared, max(batches))
         if results != {"accepted": together.rows}:
             problems.append(f"{processes} processes answered {results}")
         fresh_rates.append(together.rate)
@@ -578,7 +586,7 @@ def _run(
             (
                 f"center ingest, {processes} processes, uploads of {max(batches):,} (new records)",
                 together,
-                "",
+                f"each process: {spans} s",
             )
         )
     after = _counts()
@@ -615,7 +623,11 @@ def _run(
     written = {k: after[k] - before[k] for k in after}
     out.write("ingest wrote: " + ", ".join(f"{v:,} {k}" for k, v in written.items()) + "\n")
     queries = min(
-        (float(note.split()[0]) for label, _, note in rows if note and "new" in label),
+        (
+            float(note.split()[0])
+            for label, _, note in rows
+            if "queries/record" in note and "new" in label
+        ),
         default=0.0,
     )
 
