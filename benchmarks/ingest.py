@@ -34,8 +34,8 @@ and then (with ``--processes`` P > 1, default 2, one per core of this machine)
     start to the last end — the center as it runs, several processes on one
     PostgreSQL;
 (b) every record of the first terminal sent again under new upload keys: each
-    answered as a duplicate from its stored payload hash, nothing written but the
-    uploads;
+    answered as a duplicate from its record key, nothing written but the uploads;
+    and (b') with P > 1, the other terminals' records sent again, P processes at once;
 (c) PostgreSQL's ``COPY ... FROM STDIN`` (binary) of the very rows (a) and (a') stored in
     ``tolling_tolltransaction``, into a table created ``LIKE`` it ``INCLUDING ALL``
     (the same columns, defaults, checks and indexes; no foreign keys), best of three,
@@ -345,10 +345,11 @@ def _verify(prepared: Prepared) -> list[str]:
     return problems
 
 
-def _in_processes(prepared: Prepared, batch: int) -> tuple[Timed, dict[str, int], str]:
-    """Each terminal but the first uploads its records from a process of its own,
-    all starting together: the rate is every record over the time from the first
-    start to the last end (one PostgreSQL, like several center processes)."""
+def _in_processes(prepared: Prepared, batch: int, prefix: str) -> tuple[Timed, dict[str, int], str]:
+    """Each terminal but the first uploads its records (under new upload keys
+    starting `prefix`) from a process of its own, all starting together: the
+    rate is every record over the time from the first start to the last end (one
+    PostgreSQL, like several center processes)."""
     from django.db import connections
 
     jobs = list(zip(prepared.terminals[1:], prepared.records[1:], strict=True))
@@ -360,7 +361,7 @@ def _in_processes(prepared: Prepared, batch: int) -> tuple[Timed, dict[str, int]
     def work(terminal: Any, records: list[dict[str, Any]], number: int) -> None:
         barrier.wait()
         start = time.perf_counter()
-        _timed, results = _ingest_all(terminal, records[WARM:], batch, f"p{number}-{batch}")
+        _timed, results = _ingest_all(terminal, records[WARM:], batch, f"{prefix}{number}")
         answers.put((start, time.perf_counter(), results))
         connections.close_all()
 
@@ -578,7 +579,7 @@ def _run(
             )
         )
     if processes > 1:
-        together, results, spans = _in_processes(prepared, max(batches))
+        together, results, spans = _in_processes(prepared, max(batches), "p-new-")
         if results != {"accepted": together.rows}:
             problems.append(f"{processes} processes answered {results}")
         fresh_rates.append(together.rate)
@@ -606,6 +607,19 @@ def _run(
             f"{counter.count / len(resend):.3f} queries/record",
         )
     )
+    duplicate_rates = [again.rate]
+    if processes > 1:
+        resent, results, spans = _in_processes(prepared, max(batches), "p-again-")
+        if results != {"duplicate": resent.rows}:
+            problems.append(f"{processes} processes re-sent, answered {results}")
+        duplicate_rates.append(resent.rate)
+        rows.append(
+            (
+                f"center ingest, {processes} processes, the same records re-sent",
+                resent,
+                f"each process: {spans} s",
+            )
+        )
     copied, size = _copy_rate(scratch.url)
     rows.append((f"PostgreSQL COPY FROM STDIN, binary, best of {COPY_RUNS}", copied, ""))
 
@@ -636,8 +650,8 @@ def _run(
 
     out.write(
         f"targets: records/s {best:,.0f} (>= {TARGET_RATE:,}: {verdict(best >= TARGET_RATE)});"
-        f" duplicates/s {again.rate:,.0f} (>= {TARGET_DUPLICATES:,}:"
-        f" {verdict(again.rate >= TARGET_DUPLICATES)}); queries/record {queries:.3f}"
+        f" duplicates/s {max(duplicate_rates):,.0f} (>= {TARGET_DUPLICATES:,}:"
+        f" {verdict(max(duplicate_rates) >= TARGET_DUPLICATES)}); queries/record {queries:.3f}"
         f" (<= {TARGET_QUERIES}: {verdict(queries <= TARGET_QUERIES)})\n"
     )
     if problems:

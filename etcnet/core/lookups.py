@@ -34,8 +34,21 @@ _AS_IS = frozenset(
 )
 
 
+_INTEGERS = frozenset(name for name in _AS_IS if "Integer" in name or "Auto" in name)
+
+
 class AnyOf(In):  # type: ignore[type-arg]
     lookup_name = "any"
+
+    def get_prep_lookup(self) -> Any:
+        # A thousand whole numbers for an integer column (or texts for a text
+        # column) are what the field would make of them: not prepared one by one.
+        internal = self.lhs.output_field.get_internal_type()
+        if isinstance(self.rhs, list | tuple | set | frozenset) and internal in _AS_IS:
+            wanted = int if internal in _INTEGERS else str
+            if all(type(v) is wanted for v in self.rhs):
+                return list(self.rhs)
+        return super().get_prep_lookup()
 
     def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
