@@ -384,6 +384,23 @@ def _in_processes(prepared: Prepared, batch: int, prefix: str) -> tuple[Timed, d
     return Timed(rows, wall), results, spans
 
 
+def _parallel(
+    prepared: Prepared,
+    batch: int,
+    expected: str,
+    label: str,
+    rows: list[tuple[str, Timed, str]],
+    problems: list[str],
+) -> Timed:
+    """`_in_processes`, its row added to `rows`; a problem noted unless every
+    record is answered `expected`."""
+    timed, results, spans = _in_processes(prepared, batch, f"p-{expected}-")
+    if results != {expected: timed.rows}:
+        problems.append(f"{label}: answered {results}")
+    rows.append((label, timed, f"each process: {spans} s"))
+    return timed
+
+
 def _copy_rate(url: str) -> tuple[Timed, int]:
     """PostgreSQL's COPY FROM STDIN of the stored transaction rows: best of three."""
     with psycopg.connect(url) as conn:
@@ -579,17 +596,9 @@ def _run(
             )
         )
     if processes > 1:
-        together, results, spans = _in_processes(prepared, max(batches), "p-new-")
-        if results != {"accepted": together.rows}:
-            problems.append(f"{processes} processes answered {results}")
+        label = f"center ingest, {processes} processes, uploads of {max(batches):,} (new records)"
+        together = _parallel(prepared, max(batches), "accepted", label, rows, problems)
         fresh_rates.append(together.rate)
-        rows.append(
-            (
-                f"center ingest, {processes} processes, uploads of {max(batches):,} (new records)",
-                together,
-                f"each process: {spans} s",
-            )
-        )
     after = _counts()
     problems += _verify(prepared)
     resend = mine
@@ -609,16 +618,9 @@ def _run(
     )
     duplicate_rates = [again.rate]
     if processes > 1:
-        resent, results, spans = _in_processes(prepared, max(batches), "p-again-")
-        if results != {"duplicate": resent.rows}:
-            problems.append(f"{processes} processes re-sent, answered {results}")
-        duplicate_rates.append(resent.rate)
-        rows.append(
-            (
-                f"center ingest, {processes} processes, the same records re-sent",
-                resent,
-                f"each process: {spans} s",
-            )
+        label = f"center ingest, {processes} processes, the same records re-sent"
+        duplicate_rates.append(
+            _parallel(prepared, max(batches), "duplicate", label, rows, problems).rate
         )
     copied, size = _copy_rate(scratch.url)
     rows.append((f"PostgreSQL COPY FROM STDIN, binary, best of {COPY_RUNS}", copied, ""))
