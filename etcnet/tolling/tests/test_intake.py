@@ -7,6 +7,7 @@ with its §6.2 code; one bad record never costs the others or answers 500."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ from etcnet.cards.models import CardPurchase, CardUnit, TopUp
 from etcnet.cards.tests.conftest import CARD_NOS
 from etcnet.cards.tests.services import LostAnswer
 from etcnet.core.models import AuditEvent
-from etcnet.tolling.models import RecordKey, TollTransaction
+from etcnet.tolling import intake
+from etcnet.tolling.models import RecordKey, TollTransaction, Upload
 from etcnet.tolling.tests.test_ingest import URL, client_for, purchase, record
 
 pytestmark = pytest.mark.django_db
@@ -317,3 +319,22 @@ def test_each_record_key_is_kept_once_with_its_first_answer(terminal, card):
         ("duplicate", "accepted", stored[0].pk),
         ("duplicate", "rejected", stored[1].pk),
     ]
+
+
+def test_a_record_stored_under_the_old_fingerprint_still_matches_when_sent_again(terminal, card):
+    # given a record and its upload stored before orjson (json.dumps fingerprints)
+    paid = purchase(terminal, card, 1_000)
+    sent = record(paid, seq=1)
+    (first,) = upload(terminal, "old", sent)
+    legacy = intake._legacy_hash(json.loads(json.dumps(sent)))
+    assert legacy != intake._hash(json.loads(json.dumps(sent)))
+    RecordKey.objects.filter(seq=1).update(payload_hash=legacy)
+    Upload.objects.filter(upload_key="old").update(payload_hash=intake._upload_hash([legacy]))
+
+    # then the same upload gets its stored answer, and the record re-sent is a duplicate
+    assert upload(terminal, "old", sent) == [first]
+    (again,) = upload(terminal, "new", sent)
+    assert (again["result"], again["first_result"]) == ("duplicate", "accepted")
+    # while another payload under the same seq is still a conflict
+    (other,) = upload(terminal, "other", record(paid, seq=1, plate="陕A99999"))
+    assert other["result"] == "conflict"
