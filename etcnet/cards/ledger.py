@@ -182,8 +182,6 @@ def post_many(
         return []
     codes = sorted({code for entry in entries for code, _ in entry.lines})
     found = _accounts_for(codes, cards or {})
-    ids = sorted(found[code].pk for code in codes)
-    list(LedgerAccount.objects.select_for_update().filter(pk__any=ids).order_by("pk").values("pk"))
     now = timezone.now()
     made = [
         JournalEntry(
@@ -194,11 +192,14 @@ def post_many(
         )
         for entry in entries
     ]
-    bulk.insert(JournalEntry, made)
-    bulk.insert(
+    # INSERT ... RETURNING: the ids in the one statement (entries are few; the
+    # postings, many, go by COPY).
+    JournalEntry.objects.bulk_create(made)
+    bulk.append_rows(
         Posting,
+        ("entry_id", "account_id", "amount_fen"),
         [
-            Posting(entry_id=made_entry.pk, account_id=found[code].pk, amount_fen=amount)
+            (made_entry.pk, found[code].pk, amount)
             for made_entry, entry in zip(made, entries, strict=True)
             for code, amount in entry.lines
         ],
@@ -220,9 +221,15 @@ def post_many(
 
 
 def _accounts_for(codes: Sequence[str], cards: Mapping[str, CardUnit]) -> dict[str, LedgerAccount]:
-    """The accounts of `codes`, made in bulk where missing (a race with another
-    process making the same account is settled by the unique code)."""
-    found = {a.code: a for a in LedgerAccount.objects.filter(code__any=codes)}
+    """The accounts of `codes`, locked in primary-key order (rows are locked as
+    the sorted scan returns them), made in bulk where missing (a race with
+    another process making the same account is settled by the unique code; a
+    deadlock it may cause is the database's to break, and the service's caller
+    runs again)."""
+    found = {
+        a.code: a
+        for a in LedgerAccount.objects.select_for_update().filter(code__any=codes).order_by("pk")
+    }
     missing = [code for code in codes if code not in found]
     if missing:
         LedgerAccount.objects.bulk_create(
@@ -236,7 +243,8 @@ def _accounts_for(codes: Sequence[str], cards: Mapping[str, CardUnit]) -> dict[s
             ],
             ignore_conflicts=True,
         )
-        found.update({a.code: a for a in LedgerAccount.objects.filter(code__in=missing)})
+        made = LedgerAccount.objects.select_for_update().filter(code__in=missing).order_by("pk")
+        found.update({a.code: a for a in made})
     return found
 
 

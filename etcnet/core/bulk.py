@@ -15,7 +15,8 @@ foreign keys by id. Defaults are the instances' own (set when they were made);
 paths where making an instance per row costs more than storing it: the rows are
 tuples of column values (foreign keys by id, files by name); the columns not
 named take the model's default, as a new instance would. It returns the new
-primary keys in order.
+primary keys in order; `append_rows` the same for rows nobody needs the keys
+of (the table's default numbers them, one round trip fewer).
 
 `add_by_pk(model, column, deltas)` adds each row's own amount to a column in one
 UPDATE: on PostgreSQL joined to the amounts as two arrays (`unnest`), so the
@@ -35,7 +36,7 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-__all__ = ["add_by_pk", "insert", "insert_rows"]
+__all__ = ["add_by_pk", "append_rows", "insert", "insert_rows"]
 
 
 def insert(model: type[models.Model], objects: Sequence[models.Model]) -> None:
@@ -74,6 +75,21 @@ def insert_rows(
 ) -> list[int]:
     """Inserts `rows` (tuples of the values of `columns`, attribute names) and
     returns their primary keys in order."""
+    return _copy_rows(model, columns, rows, keys=True)
+
+
+def append_rows(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """`insert_rows` for rows nobody refers to by key in the same transaction:
+    the table's own default numbers them as COPY reads them (one round trip
+    fewer, no key drawn in advance)."""
+    _copy_rows(model, columns, rows, keys=False)
+
+
+def _copy_rows(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *, keys: bool
+) -> list[int]:
     if not rows:
         return []
     alias = router.db_for_write(model)
@@ -84,32 +100,37 @@ def insert_rows(
     if connection.vendor != "postgresql":
         made = [model(**dict(zip(columns, row, strict=True))) for row in rows]
         model._default_manager.using(alias).bulk_create(made)
-        return [obj.pk for obj in made]
+        return [obj.pk for obj in made] if keys else []
     named: list[Any] = [meta.get_field(name) for name in columns]
     rest = [f for f in meta.concrete_fields if f is not pk and f not in named]
     defaults = tuple(_default(field) for field in rest)
     # JSON columns: (position, whether None is SQL NULL rather than JSON null)
     json = [(n, f.null) for n, f in enumerate(named) if isinstance(f, models.JSONField)]
-    with connection.cursor() as wrapper:
+    stored = [f.column for f in (*named, *rest)]
+    # psycopg's own cursor below: its errors raised as Django's, as the ORM's are.
+    with connection.wrap_database_errors, connection.cursor() as wrapper:
         cursor = wrapper.cursor  # psycopg's own cursor, for COPY
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, pk.column, len(rows)],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
+        ids: list[int] = []
+        if keys:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, pk.column, len(rows)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            stored.insert(0, pk.column)
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(meta.db_table),
-            sql.SQL(", ").join(
-                sql.Identifier(c) for c in (pk.column, *(f.column for f in (*named, *rest)))
-            ),
+            sql.Identifier(meta.db_table), sql.SQL(", ").join(map(sql.Identifier, stored))
         )
         with cursor.copy(statement) as copy:
-            for row, new_id in zip(rows, ids, strict=True):
+            for n_row, row in enumerate(rows):
                 values = list(row)
                 for n, nullable in json:
                     if values[n] is not None or not nullable:
                         values[n] = Jsonb(values[n], dumps=_dumps)
-                copy.write_row((new_id, *values, *defaults))
+                if keys:
+                    copy.write_row((ids[n_row], *values, *defaults))
+                else:
+                    copy.write_row((*values, *defaults))
     return ids
 
 
@@ -172,7 +193,7 @@ def add_by_pk(model: type[models.Model], column: str, deltas: Mapping[int, int])
         col=sql.Identifier(field.column),
         pk=sql.Identifier(pk.column),
     )
-    with connection.cursor() as wrapper:
+    with connection.wrap_database_errors, connection.cursor() as wrapper:
         wrapper.cursor.execute(statement, [list(deltas), list(deltas.values())])
 
 

@@ -50,7 +50,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from etcnet.core.money import round_cash
 from etcnet.lists.models import ListEntry, ListType, ListVersion, Medium
@@ -122,23 +123,24 @@ _VERSION_FIELDS = ("pk", "number", "effective_at", "discount_bp")
 
 
 def _in_force(times: Iterable[dt.datetime]) -> list[TariffVersion | None]:
-    """The version in force at each time, in two queries: the one in force at
-    the earliest time and those that came into force up to the latest."""
+    """The version in force at each time, in one query: the versions from the
+    start of the one in force at the earliest time up to the latest time."""
     moments = list(times)
     if not moments:
         return []
     low, high = min(moments), max(moments)
-    first = (
+    start_at_low = (
         TariffVersion.objects.filter(effective_at__lte=low)
-        .order_by("-effective_at", "-number")
-        .only(*_VERSION_FIELDS)
-        .first()
+        .order_by("-effective_at")
+        .values("effective_at")[:1]
     )
-    timeline = [first] if first is not None else []
     # Ascending, so among versions of one effective time the highest number,
     # which ``version_in_force`` picks, comes last.
-    timeline += list(
-        TariffVersion.objects.filter(effective_at__gt=low, effective_at__lte=high)
+    timeline = list(
+        TariffVersion.objects.filter(
+            effective_at__gte=Coalesce(Subquery(start_at_low), Value(low)),
+            effective_at__lte=high,
+        )
         .order_by("effective_at", "number")
         .only(*_VERSION_FIELDS)
     )

@@ -122,9 +122,15 @@ def ingest(terminal: Terminal, *, upload_key: str, records: Sequence[Any]) -> di
     `invalid` (no usable seq). The same upload key with the same payload gets the
     stored answer; with another payload, `UploadConflict` (409)."""
     hashes = [_hash(record) for record in records]
+    isolate = False
     for attempt in range(_ATTEMPTS):
         try:
-            return _ingest_once(terminal, upload_key, records, hashes)
+            return _ingest_once(terminal, upload_key, records, hashes, isolate=isolate)
+        except _StoreEachAlone:
+            # The database refused the upload's rows as one statement: the upload
+            # again, each row in a savepoint of its own (the one refused kept as
+            # a rejected shell).
+            isolate = True
         except (IntegrityError, OperationalError):
             # Another process stored some of these records (or this one's
             # database was busy) between our look-ups and our writes: the
@@ -134,12 +140,35 @@ def ingest(terminal: Terminal, *, upload_key: str, records: Sequence[Any]) -> di
     raise AssertionError("unreachable")
 
 
+def _a_race(error: DatabaseError) -> bool:
+    """A unique key another process stored first (the upload is answered again
+    from what is stored), not a value the database refuses (a check, a range)."""
+    if not isinstance(error, IntegrityError):
+        return False
+    sqlstate = getattr(error.__cause__, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")  # PostgreSQL's unique_violation
+    return "UNIQUE constraint failed" in str(error)  # SQLite
+
+
+class _StoreEachAlone(Exception):
+    """The upload's transactions did not go in as one statement (a value the
+    database refuses though the schema let it through)."""
+
+
 def _ingest_once(
-    terminal: Terminal, upload_key: str, raw_records: Sequence[Any], hashes: list[str]
+    terminal: Terminal,
+    upload_key: str,
+    raw_records: Sequence[Any],
+    hashes: list[str],
+    *,
+    isolate: bool = False,
 ) -> dict[str, Any]:
     payload_hash = _upload_hash(hashes)
     with transaction.atomic(durable=True):
-        list(Terminal.objects.select_for_update().filter(pk=terminal.pk).values_list("pk"))
+        # The terminal's row is its uploads' lock (one at a time per terminal);
+        # taking it by noting that the terminal was seen costs one statement.
+        Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=timezone.now())
         existing = Upload.objects.filter(terminal=terminal, upload_key=upload_key).first()
         if existing is not None:
             if existing.payload_hash not in (
@@ -152,7 +181,7 @@ def _ingest_once(
             # The first answer, with the clock read now: the terminal measures its
             # offset from every answer, a replayed one too.
             return {**existing.response, "server_time": timezone.now().isoformat()}
-        batch = _Batch(terminal, upload_key, raw_records, hashes)
+        batch = _Batch(terminal, upload_key, raw_records, hashes, isolate=isolate)
         results = batch.run()
         if not batch.items and connection.vendor == "postgresql":
             # Nothing new stored (every record a duplicate, a conflict or
@@ -167,12 +196,11 @@ def _ingest_once(
             "server_time": timezone.now().isoformat(),
         }
         now = timezone.now()
-        bulk.insert_rows(
+        bulk.append_rows(
             Upload,
             ("terminal_id", "upload_key", "payload_hash", "response", "received_at"),
             [(terminal.pk, upload_key, payload_hash, response, now)],
         )
-        Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=now)
     return response
 
 
@@ -213,9 +241,16 @@ class _Item:
 
 class _Batch:
     def __init__(
-        self, terminal: Terminal, upload_key: str, raw: Sequence[Any], hashes: list[str]
+        self,
+        terminal: Terminal,
+        upload_key: str,
+        raw: Sequence[Any],
+        hashes: list[str],
+        *,
+        isolate: bool = False,
     ) -> None:
         self.terminal = terminal
+        self.isolate = isolate  # each transaction row in a savepoint of its own
         self.upload_key = upload_key
         self.raw = raw
         self.hashes = hashes
@@ -538,20 +573,25 @@ class _Batch:
         now = timezone.now()
         rows = [self._row(item, now) for item in self.items]
         columns = tuple(rows[0])
-        try:
-            with transaction.atomic():
-                ids = bulk.insert_rows(
-                    TollTransaction, columns, [tuple(row.values()) for row in rows]
-                )
-            for item, pk in zip(self.items, ids, strict=True):
-                item.pk = pk
-        except IntegrityError:
-            raise
-        except DatabaseError:
-            # One record the database will not take as read: each in its own
+        if self.isolate:
+            # One record the database would not take as read: each in its own
             # savepoint, the one that fails stored as a rejected shell.
             for item, row in zip(self.items, rows, strict=True):
                 self._store_alone(item, row, now)
+        else:
+            try:
+                ids = bulk.insert_rows(
+                    TollTransaction, columns, [tuple(row.values()) for row in rows]
+                )
+            except OperationalError:
+                raise
+            except DatabaseError as error:
+                if _a_race(error):
+                    raise
+                # The whole transaction is spoilt: the upload is done again (`ingest`).
+                raise _StoreEachAlone() from error
+            for item, pk in zip(self.items, ids, strict=True):
+                item.pk = pk
         self._keys()
         self._post()
         self._audit(now)
@@ -560,7 +600,7 @@ class _Batch:
         """Each stored record's key with its answer (`RecordKey`): a key stored by
         another process since the look-up breaks `record_key_once`, and the
         upload is answered again from what is stored."""
-        bulk.insert_rows(
+        bulk.append_rows(
             RecordKey,
             (
                 "terminal_id",
@@ -608,9 +648,11 @@ class _Batch:
             with transaction.atomic():
                 item.pk = TollTransaction.objects.create(**row).pk
             return
-        except IntegrityError:
+        except OperationalError:
             raise
         except DatabaseError as error:
+            if _a_race(error):
+                raise
             problem = str(error).splitlines()[0][:120]
         item.status, item.code = RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD)
         item.reason = f"unreadable record: {problem}"
@@ -689,7 +731,7 @@ class _Batch:
 
         request_id = current_request_id()
         subject_type = TollTransaction._meta.label_lower
-        bulk.insert_rows(
+        bulk.append_rows(
             AuditEvent,
             (
                 "occurred_at",

@@ -173,7 +173,7 @@ def post_purchases(
             ],
             cards=cards,
         )
-    bulk.insert_rows(
+    bulk.append_rows(
         CardPurchase,
         ("card_id", "terminal_no", "terminal_seq", "amount_fen", "entry_id"),
         [

@@ -98,6 +98,58 @@ def test_a_record_with_a_bad_weight_is_kept_rejected_and_its_debit_posted(termin
     assert AuditEvent.objects.filter(action="tolling.transaction_rejected").count() == 1
 
 
+def refuse_collector(name: str) -> None:
+    """The database refuses transactions of collector `name` (a value the schema
+    lets through): a check on PostgreSQL, a trigger on SQLite; gone with the
+    test's transaction."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "ALTER TABLE tolling_tolltransaction ADD CONSTRAINT test_refused"
+                f" CHECK (collector <> '{name}')"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER test_refused BEFORE INSERT ON tolling_tolltransaction"
+                f" WHEN NEW.collector = '{name}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+
+
+def test_a_row_the_database_refuses_is_kept_rejected_and_the_others_go_in(terminal, card):
+    # given a database that refuses one value the schema takes
+    paid = [purchase(terminal, card, amount) for amount in (1_000, 2_000, 3_000)]
+    refuse_collector("mallory")
+
+    # when it arrives with two good records
+    answers = upload(
+        terminal,
+        "r",
+        record(paid[0], seq=1),
+        record(paid[1], seq=2, collector="mallory"),
+        record(paid[2], seq=3),
+    )
+
+    # then the two are accepted; the refused one is a rejected shell holding what
+    # was sent, its debit posted all the same
+    assert [(a["result"], a.get("code")) for a in answers] == [
+        ("accepted", None),
+        ("rejected", 6),
+        ("accepted", None),
+    ]
+    assert answers[1]["reason"].startswith("unreadable record")
+    refused = TollTransaction.objects.get(seq=2)
+    assert (refused.raw["collector"], refused.amount_fen, refused.tac_verified) == (
+        "mallory",
+        2_000,
+        True,
+    )
+    assert TollTransaction.objects.count() == RecordKey.objects.count() == 3
+    assert shadow(card) == 10_000 - 6_000
+    assert ledger.tolls_payable_total() == -6_000
+    assert ledger.check() == []
+    assert CardPurchase.objects.count() == 3
+
+
 def test_a_purchase_beyond_the_shadow_balance_is_posted_and_disputed_and_the_upload_goes_on(
     terminal, card, clerk, monkeypatch
 ):
