@@ -681,7 +681,6 @@ class _Batch:
             "terminal_id": self.terminal.pk,
             "station_id": self.terminal.station_id,
             "seq": item.record.seq,
-            "payload_hash": item.hash,
             "status": item.status,
             "dispute_code": item.code,
             "reason": item.reason[:200],

@@ -155,7 +155,7 @@ class TollTransaction(models.Model):
     )
     seq = models.PositiveBigIntegerField()
     direction = models.CharField(max_length=5, choices=Direction.choices, default=Direction.EXIT)
-    payload_hash = models.CharField(max_length=64)
+    # The payload's fingerprint is kept once, in the record key (`RecordKey`).
     status = models.CharField(max_length=10, choices=RecordStatus.choices)
     dispute_code = models.PositiveSmallIntegerField(
         choices=DisputeCode.choices, null=True, blank=True
