@@ -15,7 +15,7 @@ their provisioned PSAMs (one for the single-process runs, one per process), and 
 purchases (1-5 fen each) made in turn by each terminal's own share of the cards
 (card n at terminal n mod T: a card does not pay at two lanes at once) with each
 terminal's PSAM, each with its own PSAM sequence number and a TAC the card computed:
-N per upload size for the first terminal, N for each of the others.
+N per upload size for each terminal.
 
 Then it times, for each upload size B (default 100 and 1,000):
 
@@ -25,16 +25,16 @@ Then it times, for each upload size B (default 100 and 1,000):
     purses debited in the ledger (one entry per upload, a line per card), each
     purchase kept once, the transaction rows, an audit event per record, the upload's
     answer stored — one database transaction per upload; with the statements it sent
-    (queries per record);
+    (queries per record: every statement psycopg sends, COPY and key draws included);
+(a') with ``--processes`` P > 1 (default 2, one per core of this machine), P
+    processes at once, each the center for a terminal of its own uploading N new
+    records in uploads of B: every record over the time from the first start to
+    the last end — the center as it runs, several processes on one PostgreSQL;
 
-and then (with ``--processes`` P > 1, default 2, one per core of this machine)
-
-(a') P processes at once, each the center for a terminal of its own uploading its N
-    records in uploads of the largest B: every record over the time from the first
-    start to the last end — the center as it runs, several processes on one
-    PostgreSQL;
-(b) every record of the first terminal sent again under new upload keys: each
-    answered as a duplicate from its record key, nothing written but the uploads;
+and then
+(b) every record of the first terminal sent again in uploads of the largest B under
+    new upload keys: each answered as a duplicate from its record key, nothing
+    written but the uploads;
     and (b') with P > 1, the other terminals' records sent again, P processes at once;
 (c) PostgreSQL's ``COPY ... FROM STDIN`` (binary) of the very rows (a) and (a') stored in
     ``tolling_tolltransaction``, into a table created ``LIKE`` it ``INCLUDING ALL``
@@ -345,9 +345,11 @@ def _verify(prepared: Prepared) -> list[str]:
     return problems
 
 
-def _in_processes(prepared: Prepared, batch: int, prefix: str) -> tuple[Timed, dict[str, int], str]:
-    """Each terminal but the first uploads its records (under new upload keys
-    starting `prefix`) from a process of its own, all starting together: the
+def _in_processes(
+    prepared: Prepared, batch: int, prefix: str, part: slice
+) -> tuple[Timed, dict[str, int], str]:
+    """Each terminal but the first uploads the `part` of its records (under new
+    upload keys starting `prefix`) from a process of its own, all starting together: the
     rate is every record over the time from the first start to the last end (one
     PostgreSQL, like several center processes)."""
     from django.db import connections
@@ -361,7 +363,7 @@ def _in_processes(prepared: Prepared, batch: int, prefix: str) -> tuple[Timed, d
     def work(terminal: Any, records: list[dict[str, Any]], number: int) -> None:
         barrier.wait()
         start = time.perf_counter()
-        _timed, results = _ingest_all(terminal, records[WARM:], batch, f"{prefix}{number}")
+        _timed, results = _ingest_all(terminal, records[part], batch, f"{prefix}{number}")
         answers.put((start, time.perf_counter(), results))
         connections.close_all()
 
@@ -375,10 +377,10 @@ def _in_processes(prepared: Prepared, batch: int, prefix: str) -> tuple[Timed, d
     for worker in workers:
         worker.join()
     results: dict[str, int] = {}
-    for _, _, part in got:
-        for key, value in part.items():
+    for _, _, answered in got:
+        for key, value in answered.items():
             results[key] = results.get(key, 0) + value
-    rows = sum(len(records) - WARM for _, records in jobs)
+    rows = sum(len(records[part]) for _, records in jobs)
     spans = ", ".join(f"{end - start:.2f}" for start, end, _ in got)
     wall = max(end for _, end, _ in got) - min(start for start, _, _ in got)
     return Timed(rows, wall), results, spans
@@ -391,10 +393,11 @@ def _parallel(
     label: str,
     rows: list[tuple[str, Timed, str]],
     problems: list[str],
+    part: slice,
 ) -> Timed:
     """`_in_processes`, its row added to `rows`; a problem noted unless every
     record is answered `expected`."""
-    timed, results, spans = _in_processes(prepared, batch, f"p-{expected}-")
+    timed, results, spans = _in_processes(prepared, batch, f"p-{expected}-{batch}-", part)
     if results != {expected: timed.rows}:
         problems.append(f"{label}: answered {results}")
     rows.append((label, timed, f"each process: {spans} s"))
@@ -577,7 +580,7 @@ def _run(
         f" ({scratch.version}), scratch database {scratch.name}\n"
     )
     out.flush()
-    counts = [count * len(batches) + WARM] + [count + WARM] * (processes if processes > 1 else 0)
+    counts = [count * len(batches) + WARM] * (1 + (processes if processes > 1 else 0))
     total = sum(counts)
     prepared = _prepare(counts, cards)
     s = prepared.seconds
@@ -616,10 +619,18 @@ def _run(
                 f"{per_record:.3f} queries/record",
             )
         )
-    if processes > 1:
-        label = f"center ingest, {processes} processes, uploads of {max(batches):,} (new records)"
-        together = _parallel(prepared, max(batches), "accepted", label, rows, problems)
-        fresh_rates.append(together.rate)
+        if processes > 1:
+            label = f"center ingest, {processes} processes, uploads of {batch:,} (new records)"
+            together = _parallel(
+                prepared,
+                batch,
+                "accepted",
+                label,
+                rows,
+                problems,
+                slice(WARM + n * count, WARM + (n + 1) * count),
+            )
+            fresh_rates.append(together.rate)
     after = _counts()
     problems += _verify(prepared)
     resend = mine
@@ -641,7 +652,9 @@ def _run(
     if processes > 1:
         label = f"center ingest, {processes} processes, the same records re-sent"
         duplicate_rates.append(
-            _parallel(prepared, max(batches), "duplicate", label, rows, problems).rate
+            _parallel(
+                prepared, max(batches), "duplicate", label, rows, problems, slice(WARM, None)
+            ).rate
         )
     copied, size = _copy_rate(scratch.url)
     rows.append((f"PostgreSQL COPY FROM STDIN, binary, best of {COPY_RUNS}", copied, ""))
