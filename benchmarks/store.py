@@ -36,7 +36,9 @@ measured at the client, planning included, rows returned):
 2. a plate's transactions: the same with ``plate=...``;
 3. a station-day's first page: ``filter(station=..., exit_time in the day)
    .order_by("exit_time")[:50]`` (pruned to the day's partition);
-4. a station-day's every row, and its count and payable sum.
+4. a station-day's every row (as model instances, and as the day list's twelve
+   columns in tuples, what a day report or an export reads), and its count and
+   payable sum.
 
 (The ingest's duplicate check does not read this table: it reads the record keys,
 ``tolling_recordkey``, one unique B-tree on (terminal, seq), timed by
@@ -80,6 +82,21 @@ LOOKUPS = 200
 PAGE = 50
 NEW_CONNECTIONS = 20
 SAMPLE_ROWS = 200_000
+# A station-day's list (the station's day report, its export): what each row shows.
+DAY_LIST_COLUMNS = (
+    "pk",
+    "exit_time",
+    "lane_number",
+    "entry_station",
+    "plate",
+    "plate_color",
+    "vehicle_class",
+    "card_no",
+    "payment_type",
+    "payable_fen",
+    "status",
+    "dispute_code",
+)
 # Left free on the data folder's disk: room for the WAL (max_wal_size, 1 GB by
 # default), a day's index sorts and the machine's other work.
 KEEP_FREE = 8 * 1024**3  # bytes, at least
@@ -361,6 +378,13 @@ def _lookups(
             "a station-day, every row",
             station_days,
             lambda key: station_day(key).order_by("exit_time"),
+            lambda qs: len(list(qs)),
+        ),
+        Lookup(
+            # What a day list or export reads: its columns as tuples, no model instances.
+            "a station-day, every row as the day list's columns",
+            station_days,
+            lambda key: station_day(key).order_by("exit_time").values_list(*DAY_LIST_COLUMNS),
             lambda qs: len(list(qs)),
         ),
         Lookup(
