@@ -67,8 +67,8 @@ benchmark-ingest: $(STAMP)
 
 ## The transaction store at 90 days of a province: a card's, a plate's and a station-day's
 ## transactions out of 100 million generated rows in the day-partitioned table (PostgreSQL,
-## its own scratch database; about 83 GB of disk and 45-60 minutes here, and it loads the
-## largest size the disk holds; `ARGS="--rows 18000000"` takes 10 minutes and 15 GB).
+## its own scratch database; about 59 GB of disk and 25 minutes here, and it loads the
+## largest size the disk holds; `ARGS="--rows 1000000"` is a one-minute check).
 benchmark-store: $(STAMP)
 	$(BIN)/python -m benchmarks.store $(ARGS)
 

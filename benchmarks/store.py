@@ -50,7 +50,7 @@ keys, (c) 1 and 3 as the first query of a new connection, (d) (a) again with its
 keys, now in memory; and the pages one lookup touches (EXPLAIN BUFFERS).
 
 Exits 2 when PostgreSQL does not answer. Figures are printed, never asserted.
-Time and disk: about 0.83 GB and 25-35 s per million rows on this 2-core machine
+Time and disk: about 0.6 GB and 11 s per million rows on this 2-core machine
 (``docs/tolling-store.md`` has the figures); ``--rows 1000000`` is a quick check.
 """
 
