@@ -29,6 +29,7 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from playwright.sync_api import Error as PlaywrightError
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("ETCNET_CHROMIUM", "/usr/bin/chromium")
@@ -144,6 +145,18 @@ def snap(artifacts: Path, request: pytest.FixtureRequest) -> Callable[[Page, str
     prefix = request.node.name.removeprefix("test_")
 
     def take(page: Page, step: str) -> None:
-        page.screenshot(path=str(artifacts / f"{prefix}--{step}.png"), full_page=True)
+        path = str(artifacts / f"{prefix}--{step}.png")
+        # Chromium now and then answers "Unable to capture screenshot" on a busy
+        # machine (the compositor not ready for a full-page capture); the page
+        # itself is checked by the test's assertions, so the picture is taken
+        # again after a pause, then as the viewport only.
+        for attempt in range(3):
+            try:
+                page.screenshot(path=path, full_page=attempt < 2)
+                return
+            except PlaywrightError as error:
+                if "Unable to capture screenshot" not in str(error) or attempt == 2:
+                    raise
+                page.wait_for_timeout(500)
 
     return take
