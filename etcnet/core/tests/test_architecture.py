@@ -21,8 +21,8 @@ from importlinter.contracts.layers import LayersContract
 PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 CONTRACTS = {"forbidden": ForbiddenContract, "layers": LayersContract}
 LAYERED = (
-    "apps are layered: demo on top, then plates/tolling, terminal, cards, lists/network, "
-    "issuance/smartcard, core"
+    "apps are layered: demo on top, then clearing, plates/tolling, terminal, cards, "
+    "lists/network, issuance/smartcard, core"
 )
 
 
@@ -59,6 +59,12 @@ def test_the_tree_keeps_every_contract(linter: tuple[Any, list[Any]]) -> None:
         ("etcnet.issuance.services", "etcnet.cards.services", LAYERED),
         ("etcnet.network.services", "etcnet.tolling.models", LAYERED),
         ("etcnet.cards.services.issuing", "etcnet.demo.loader", LAYERED),
+        ("etcnet.tolling.intake", "etcnet.clearing.embedded", LAYERED),
+        (
+            "etcnet.clearing.embedded",
+            "django.db",
+            "clearing definitions and engines are pure: a Spark driver runs them without Django",
+        ),
         (
             "etcnet.smartcard.ops",
             "etcnet.cards.devices",

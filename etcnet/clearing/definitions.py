@@ -1,0 +1,74 @@
+"""The clearing day's set-based steps, each one SQL text that DuckDB and Spark SQL
+both run unchanged (no engine-specific functions: `CAST`, `ABS`, `%`, `SUM`,
+`ROW_NUMBER() OVER`), over named input relations.
+
+Splitting (拆分) — `SPLIT`:
+  inputs  `trips(trip_id, payable_fen)` and
+          `trip_intervals(trip_id, position, interval_id, owner_id, fee_fen)`,
+          the toll intervals of each trip in driving order (`position` from 0)
+          with the fee the tariff gives each for the trip's vehicle class;
+  output  one row per trip interval: `trip_id, position, interval_id, owner_id,
+          fee_fen, amount_fen` — the part of the trip's payable amount that goes
+          to the interval's road owner.
+
+The rule is `etcnet.core.money.split_largest_remainder` with the intervals' fees
+as weights: each part is its exact share of the payable amount rounded down, and
+the fen left over go one each to the parts with the largest remainders (ties to
+the earlier interval). So the fee is split by interval and the discount in
+proportion to it, and the parts add up to the payable amount exactly. A negative
+amount (a reversal) splits as the mirror image of its absolute value. A trip
+whose intervals all have a zero fee splits equally (every weight 1). A trip
+with no interval rows gets no split: the day's check (Σ splits = Σ payable)
+names it.
+
+Integer arithmetic only: `a * w - (a * w) % W` is an exact multiple of `W`, so
+its division is exact in both engines' division (which returns a double) for
+every amount below 2^53 — fen amounts times fen fees are far below it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SPLIT"]
+
+SPLIT = """
+WITH totals AS (
+    SELECT trip_id, SUM(fee_fen) AS fee_total, COUNT(*) AS intervals
+    FROM trip_intervals
+    GROUP BY trip_id
+),
+weighted AS (
+    SELECT
+        i.trip_id, i.position, i.interval_id, i.owner_id, i.fee_fen,
+        CASE WHEN t.payable_fen < 0 THEN -1 ELSE 1 END AS sign,
+        ABS(t.payable_fen) AS amount,
+        CASE WHEN s.fee_total > 0 THEN i.fee_fen ELSE 1 END AS weight,
+        CASE WHEN s.fee_total > 0 THEN s.fee_total ELSE s.intervals END AS weight_total
+    FROM trip_intervals i
+    JOIN trips t ON t.trip_id = i.trip_id
+    JOIN totals s ON s.trip_id = i.trip_id
+),
+shares AS (
+    SELECT
+        w.*,
+        CAST(
+            (w.amount * w.weight - (w.amount * w.weight) % w.weight_total) / w.weight_total
+            AS BIGINT
+        ) AS base,
+        (w.amount * w.weight) % w.weight_total AS remainder
+    FROM weighted w
+),
+ranked AS (
+    SELECT
+        s.*,
+        s.amount - SUM(s.base) OVER (PARTITION BY s.trip_id) AS left_over,
+        ROW_NUMBER() OVER (
+            PARTITION BY s.trip_id ORDER BY s.remainder DESC, s.position
+        ) AS turn
+    FROM shares s
+)
+SELECT
+    trip_id, position, interval_id, owner_id, fee_fen,
+    CAST(sign * (base + CASE WHEN turn <= left_over THEN 1 ELSE 0 END) AS BIGINT)
+        AS amount_fen
+FROM ranked
+"""
