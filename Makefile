@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PIP    := $(BIN)/pip --disable-pip-version-check --quiet
 
-.PHONY: demo test lint unit browser-deps messages lock benchmark benchmark-ingest benchmark-store benchmark-lists benchmark-plates benchmark-ledger clean
+.PHONY: demo test lint unit browser-deps java-deps messages lock benchmark benchmark-ingest benchmark-store benchmark-lists benchmark-plates benchmark-ledger clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "etcnet needs Python 3.11 (Django 5.2 LTS); set PYTHON=/path/to/python3.11")'
@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/etcnet center demo
 
 ## Lint, type checks, architecture contracts and the whole test suite.
-test: $(STAMP) browser-deps lint unit
+test: $(STAMP) browser-deps java-deps lint unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -48,6 +48,16 @@ browser-deps:
 	  echo "Installing Debian packages for the browser tests: $$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+## Debian's headless Java runtime for Spark in local mode (the clearing engines'
+## comparison test), when no `java` is on the PATH.
+JAVA_PACKAGES := openjdk-17-jre-headless
+java-deps:
+	@if ! command -v java >/dev/null 2>&1; then \
+	  echo "Installing Debian packages for the Spark tests: $(JAVA_PACKAGES)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(JAVA_PACKAGES) >/dev/null; \
 	fi
 
 ## Compile the translations (.po -> .mo) after editing them.

@@ -3,39 +3,34 @@ run by the embedded engine (DuckDB) on the one SQL definition."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
-import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcnet.clearing import embedded
+from etcnet.clearing.tests.days import load_duckdb
 from etcnet.core.money import split_largest_remainder
 
 Trip = tuple[int, int, list[tuple[str, int]]]  # trip id, payable, (owner, fee) per interval
 
 
-def load(con: duckdb.DuckDBPyConnection, name: str, columns: Any, rows: Sequence[Any]) -> None:
-    con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in columns)})")
-    if rows:
-        con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' for _ in columns)})", rows)
-
-
 def run(trips: Sequence[Trip]) -> dict[int, list[tuple[str, int, int]]]:
     """Each trip's (owner, fee, amount) per interval, in driving order."""
     con = embedded.connect()
-    load(con, "trips", embedded.TRIP_COLUMNS, [(trip, payable) for trip, payable, _ in trips])
-    load(
-        con,
-        "trip_intervals",
-        embedded.INTERVAL_COLUMNS,
-        [
-            (trip, position, f"G{trip:06d}{position:02d}", owner, fee)
-            for trip, _, intervals in trips
-            for position, (owner, fee) in enumerate(intervals)
-        ],
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        load_duckdb(
+            con,
+            Path(folder),
+            [(trip, payable) for trip, payable, _ in trips],
+            [
+                (trip, position, f"G{trip:06d}{position:02d}", owner, fee)
+                for trip, _, intervals in trips
+                for position, (owner, fee) in enumerate(intervals)
+            ],
+        )
     found: dict[int, list[tuple[str, int, int]]] = {}
     rows = embedded.split(con).order("trip_id, position").fetchall()
     for trip, _, _, owner, fee, amount in rows:

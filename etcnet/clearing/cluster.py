@@ -1,0 +1,101 @@
+"""The cluster engine: Spark runs the clearing definitions past one machine.
+
+The same SQL text as the embedded engine (`etcnet.clearing.definitions`), over
+Spark temporary views of the same names and columns — a national center's day or
+a province that outgrows one machine runs it with `spark-submit` against a
+standalone or YARN master (docs/clearing.md); the tests run it in local mode.
+PySpark is imported only here, and only when a session is asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from etcnet.clearing import definitions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["INTERVAL_SCHEMA", "TRIP_SCHEMA", "local_session", "main", "split"]
+
+# The input relations as Spark DDL: the columns of embedded.TRIP_COLUMNS and
+# embedded.INTERVAL_COLUMNS.
+TRIP_SCHEMA = "trip_id BIGINT, payable_fen BIGINT"
+INTERVAL_SCHEMA = (
+    "trip_id BIGINT, position INT, interval_id STRING, owner_id STRING, fee_fen BIGINT"
+)
+
+
+def local_session(cores: int = 2) -> SparkSession:
+    """A Spark session in local mode on this machine's `cores` (tests, one host):
+    no web UI, few shuffle partitions, bound to the loopback address."""
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("etcnet-clearing")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(cores))
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+
+
+def split(spark: SparkSession) -> DataFrame:
+    """The splitting of the `trips` view over `trip_intervals` (both registered)."""
+    return spark.sql(definitions.SPLIT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The splitting as a Spark job over Parquet files:
+
+        spark-submit --master spark://host:7077 etcnet/clearing/cluster.py \\
+            --trips hdfs:///clearing/2026-12-02/trips.parquet \\
+            --intervals hdfs:///clearing/2026-12-02/trip_intervals.parquet \\
+            --out hdfs:///clearing/2026-12-02/splits.parquet
+
+    or `python -m etcnet.clearing.cluster … --local 2` on one machine."""
+    parser = argparse.ArgumentParser(
+        prog="etcnet.clearing.cluster", description="The clearing day's splitting on Spark."
+    )
+    parser.add_argument("--trips", required=True, help="Parquet of trips(trip_id, payable_fen)")
+    parser.add_argument(
+        "--intervals",
+        required=True,
+        help="Parquet of trip_intervals(trip_id, position, interval_id, owner_id, fee_fen)",
+    )
+    parser.add_argument("--out", required=True, help="where the splits' Parquet is written")
+    parser.add_argument(
+        "--local",
+        type=int,
+        metavar="CORES",
+        help="run in local mode on this many cores (default: the master spark-submit gives)",
+    )
+    args = parser.parse_args(argv)
+    from pyspark.sql import SparkSession
+
+    # A session already running in this process (a caller's, a test's) is used and
+    # left running; one made here is stopped at the end.
+    ours = SparkSession.getActiveSession() is None
+    if args.local:
+        spark = local_session(args.local)
+    else:
+        spark = SparkSession.builder.appName("etcnet-clearing").getOrCreate()
+    try:
+        spark.read.schema(TRIP_SCHEMA).parquet(args.trips).createOrReplaceTempView("trips")
+        spark.read.schema(INTERVAL_SCHEMA).parquet(args.intervals).createOrReplaceTempView(
+            "trip_intervals"
+        )
+        split(spark).write.mode("overwrite").parquet(args.out)
+    finally:
+        if ours:
+            spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
