@@ -19,11 +19,25 @@ from etcnet.clearing import definitions
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["INTERVAL_SCHEMA", "TRIP_SCHEMA", "local_session", "main", "split"]
+__all__ = [
+    "FEE_SCHEMA",
+    "INTERVAL_SCHEMA",
+    "ROUTE_SCHEMA",
+    "TRIP_SCHEMA",
+    "local_session",
+    "main",
+    "split",
+    "trip_intervals",
+    "unpriced",
+]
 
-# The input relations as Spark DDL: the columns of embedded.TRIP_COLUMNS and
-# embedded.INTERVAL_COLUMNS.
-TRIP_SCHEMA = "trip_id BIGINT, payable_fen BIGINT"
+# The input relations as Spark DDL: the columns of embedded's TRIP_COLUMNS,
+# ROUTE_COLUMNS, FEE_COLUMNS and INTERVAL_COLUMNS.
+TRIP_SCHEMA = "trip_id BIGINT, payable_fen BIGINT, tariff_version STRING, vehicle_class INT"
+ROUTE_SCHEMA = "trip_id BIGINT, position INT, interval_id STRING"
+FEE_SCHEMA = (
+    "tariff_version STRING, interval_id STRING, owner_id STRING, vehicle_class INT, fee_fen BIGINT"
+)
 INTERVAL_SCHEMA = (
     "trip_id BIGINT, position INT, interval_id STRING, owner_id STRING, fee_fen BIGINT"
 )
@@ -43,6 +57,16 @@ def local_session(cores: int = 2) -> SparkSession:
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
+
+
+def unpriced(spark: SparkSession) -> DataFrame:
+    """The route rows of `trip_routes` the tariff (`interval_fees`) has no fee for."""
+    return spark.sql(definitions.UNPRICED)
+
+
+def trip_intervals(spark: SparkSession) -> DataFrame:
+    """The priced trips' route rows with owner and fee (`SPLIT`'s input)."""
+    return spark.sql(definitions.TRIP_INTERVALS)
 
 
 def split(spark: SparkSession) -> DataFrame:

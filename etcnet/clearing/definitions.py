@@ -2,8 +2,21 @@
 both run unchanged (no engine-specific functions: `CAST`, `ABS`, `%`, `SUM`,
 `ROW_NUMBER() OVER`), over named input relations.
 
+Pricing the routes — `UNPRICED` and `TRIP_INTERVALS`:
+  inputs  `trips(trip_id, payable_fen, tariff_version, vehicle_class)` (the
+          tariff version the lane charged by), `trip_routes(trip_id, position,
+          interval_id)` (each trip's toll intervals in driving order) and
+          `interval_fees(tariff_version, interval_id, owner_id, vehicle_class,
+          fee_fen)` (every tariff version's intervals with their owners and fees);
+  `UNPRICED`  the route rows the tariff has no fee for (`trip_id, position,
+          interval_id`): an interval unknown to the version, or no fee for the
+          class — those trips are held, never split among the intervals that
+          are priced;
+  `TRIP_INTERVALS`  every route row of the other trips with its owner and fee:
+          `SPLIT`'s `trip_intervals`.
+
 Splitting (拆分) — `SPLIT`:
-  inputs  `trips(trip_id, payable_fen)` and
+  inputs  `trips(trip_id, payable_fen, …)` and
           `trip_intervals(trip_id, position, interval_id, owner_id, fee_fen)`,
           the toll intervals of each trip in driving order (`position` from 0)
           with the fee the tariff gives each for the trip's vehicle class;
@@ -28,7 +41,29 @@ every amount below 2^53 — fen amounts times fen fees are far below it.
 
 from __future__ import annotations
 
-__all__ = ["SPLIT"]
+__all__ = ["SPLIT", "TRIP_INTERVALS", "UNPRICED"]
+
+UNPRICED = """
+SELECT r.trip_id, r.position, r.interval_id
+FROM trip_routes r
+JOIN trips t ON t.trip_id = r.trip_id
+LEFT JOIN interval_fees f
+    ON f.tariff_version = t.tariff_version
+    AND f.interval_id = r.interval_id
+    AND f.vehicle_class = t.vehicle_class
+WHERE f.interval_id IS NULL
+"""
+
+TRIP_INTERVALS = f"""
+SELECT r.trip_id, r.position, r.interval_id, f.owner_id, f.fee_fen
+FROM trip_routes r
+JOIN trips t ON t.trip_id = r.trip_id
+JOIN interval_fees f
+    ON f.tariff_version = t.tariff_version
+    AND f.interval_id = r.interval_id
+    AND f.vehicle_class = t.vehicle_class
+WHERE NOT EXISTS (SELECT 1 FROM ({UNPRICED}) u WHERE u.trip_id = r.trip_id)
+"""
 
 SPLIT = """
 WITH totals AS (

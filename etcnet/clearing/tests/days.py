@@ -14,6 +14,7 @@ import duckdb
 from etcnet.clearing import embedded
 
 OWNERS = [f"O{n:02d}" for n in range(12)]
+VERSION = "1220261201001"
 Rows = list[tuple[Any, ...]]
 
 
@@ -23,19 +24,26 @@ def write_csv(path: Path, rows: Sequence[Sequence[Any]]) -> Path:
     return path
 
 
+def load(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    name: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Rows,
+) -> None:
+    """Table `name` on `con`, read from a CSV file of `rows` written in `folder`."""
+    path = write_csv(folder / f"{name}.csv", rows)
+    types = ", ".join(f"'{column}': '{kind}'" for column, kind in columns)
+    con.execute(
+        f"CREATE TABLE {name} AS SELECT * FROM read_csv(?, header = false, columns = {{{types}}})",
+        [str(path)],
+    )
+
+
 def load_duckdb(con: duckdb.DuckDBPyConnection, folder: Path, trips: Rows, intervals: Rows) -> None:
     """`trips` and `trip_intervals` on `con`, read from CSV files in `folder`."""
-    for name, columns, rows in (
-        ("trips", embedded.TRIP_COLUMNS, trips),
-        ("trip_intervals", embedded.INTERVAL_COLUMNS, intervals),
-    ):
-        path = write_csv(folder / f"{name}.csv", rows)
-        types = ", ".join(f"'{column}': '{kind}'" for column, kind in columns)
-        con.execute(
-            f"CREATE TABLE {name} AS SELECT *"
-            f" FROM read_csv(?, header = false, columns = {{{types}}})",
-            [str(path)],
-        )
+    load(con, folder, "trips", embedded.TRIP_COLUMNS, trips)
+    load(con, folder, "trip_intervals", embedded.INTERVAL_COLUMNS, intervals)
 
 
 def generated_day(trips: int, seed: int) -> tuple[Rows, Rows]:
@@ -52,7 +60,7 @@ def generated_day(trips: int, seed: int) -> tuple[Rows, Rows]:
         payable = rng.randint(0, 2 * max(sum(fees), 1000))
         if rng.random() < 0.05:
             payable = -payable
-        trip_rows.append((trip, payable))
+        trip_rows.append((trip, payable, VERSION, 1 + trip % 6))
         for position, fee in enumerate(fees):
             owner = rng.choice(OWNERS)
             interval_rows.append((trip, position, f"G{trip:07d}{position:02d}", owner, fee))

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcnet.clearing import embedded
-from etcnet.clearing.tests.days import load_duckdb
+from etcnet.clearing.tests.days import VERSION, load_duckdb
 from etcnet.core.money import split_largest_remainder
 
 Trip = tuple[int, int, list[tuple[str, int]]]  # trip id, payable, (owner, fee) per interval
@@ -24,7 +24,7 @@ def run(trips: Sequence[Trip]) -> dict[int, list[tuple[str, int, int]]]:
         load_duckdb(
             con,
             Path(folder),
-            [(trip, payable) for trip, payable, _ in trips],
+            [(trip, payable, VERSION, 1) for trip, payable, _ in trips],
             [
                 (trip, position, f"G{trip:06d}{position:02d}", owner, fee)
                 for trip, _, intervals in trips
