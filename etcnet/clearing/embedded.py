@@ -8,6 +8,9 @@ relation. Nothing here loops over records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import duckdb
 
 from etcnet.clearing import definitions
@@ -18,6 +21,7 @@ __all__ = [
     "ROUTE_COLUMNS",
     "TRIP_COLUMNS",
     "connect",
+    "load_csv",
     "split",
     "trip_intervals",
     "unpriced",
@@ -49,6 +53,19 @@ INTERVAL_COLUMNS = (
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection for one clearing run."""
     return duckdb.connect(":memory:")
+
+
+def load_csv(
+    con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[tuple[str, str]], path: Path
+) -> None:
+    """Table `name` on `con` with `columns` (name, SQL type), read whole from the CSV
+    file at `path` (no header; an empty field is NULL)."""
+    types = ", ".join(f"'{column}': '{kind}'" for column, kind in columns)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {name} AS SELECT *"
+        f" FROM read_csv(?, header = false, columns = {{{types}}})",
+        [str(path)],
+    )
 
 
 def unpriced(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:

@@ -32,12 +32,7 @@ def load(
     rows: Rows,
 ) -> None:
     """Table `name` on `con`, read from a CSV file of `rows` written in `folder`."""
-    path = write_csv(folder / f"{name}.csv", rows)
-    types = ", ".join(f"'{column}': '{kind}'" for column, kind in columns)
-    con.execute(
-        f"CREATE TABLE {name} AS SELECT * FROM read_csv(?, header = false, columns = {{{types}}})",
-        [str(path)],
-    )
+    embedded.load_csv(con, name, columns, write_csv(folder / f"{name}.csv", rows))
 
 
 def load_duckdb(con: duckdb.DuckDBPyConnection, folder: Path, trips: Rows, intervals: Rows) -> None:
