@@ -26,9 +26,11 @@ __all__ = [
     "TRIP_SCHEMA",
     "local_session",
     "main",
+    "owner_totals",
     "split",
     "trip_intervals",
     "unpriced",
+    "unsplit",
 ]
 
 # The input relations as Spark DDL: the columns of embedded's TRIP_COLUMNS,
@@ -72,6 +74,16 @@ def trip_intervals(spark: SparkSession) -> DataFrame:
 def split(spark: SparkSession) -> DataFrame:
     """The splitting of the `trips` view over `trip_intervals` (both registered)."""
     return spark.sql(definitions.SPLIT)
+
+
+def unsplit(spark: SparkSession) -> DataFrame:
+    """The trips, not held, whose `splits` do not add up to their payable amount."""
+    return spark.sql(definitions.UNSPLIT)
+
+
+def owner_totals(spark: SparkSession) -> DataFrame:
+    """Per road owner: trips, fees and the amount due, from `splits`."""
+    return spark.sql(definitions.OWNER_TOTALS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

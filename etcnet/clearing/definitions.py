@@ -34,6 +34,14 @@ whose intervals all have a zero fee splits equally (every weight 1). A trip
 with no interval rows gets no split: the day's check (Σ splits = Σ payable)
 names it.
 
+The day's check and totals — `UNSPLIT` and `OWNER_TOTALS`, over `trips`, the
+pricing inputs and `splits` (`SPLIT`'s result):
+  `UNSPLIT`  every trip that is not held (`UNPRICED`) whose splits do not add up
+          to its payable amount (`trip_id, payable_fen, split_fen`): empty on
+          every run, or the run stops — a trip with no route rows shows here;
+  `OWNER_TOTALS`  per road owner: trips, the fee of its intervals and the amount
+          it is due (`owner_id, trips, fee_fen, amount_fen`).
+
 Integer arithmetic only: `a * w - (a * w) % W` is an exact multiple of `W`, so
 its division is exact in both engines' division (which returns a double) for
 every amount below 2^53 — fen amounts times fen fees are far below it.
@@ -41,7 +49,7 @@ every amount below 2^53 — fen amounts times fen fees are far below it.
 
 from __future__ import annotations
 
-__all__ = ["SPLIT", "TRIP_INTERVALS", "UNPRICED"]
+__all__ = ["OWNER_TOTALS", "SPLIT", "TRIP_INTERVALS", "UNPRICED", "UNSPLIT"]
 
 UNPRICED = """
 SELECT r.trip_id, r.position, r.interval_id
@@ -106,4 +114,23 @@ SELECT
     CAST(sign * (base + CASE WHEN turn <= left_over THEN 1 ELSE 0 END) AS BIGINT)
         AS amount_fen
 FROM ranked
+"""
+
+UNSPLIT = f"""
+SELECT t.trip_id, t.payable_fen, COALESCE(s.split_fen, 0) AS split_fen
+FROM trips t
+LEFT JOIN (SELECT trip_id, SUM(amount_fen) AS split_fen FROM splits GROUP BY trip_id) s
+    ON s.trip_id = t.trip_id
+WHERE COALESCE(s.split_fen, 0) <> t.payable_fen
+  AND NOT EXISTS (SELECT 1 FROM ({UNPRICED}) u WHERE u.trip_id = t.trip_id)
+"""
+
+OWNER_TOTALS = """
+SELECT
+    owner_id,
+    COUNT(DISTINCT trip_id) AS trips,
+    SUM(fee_fen) AS fee_fen,
+    SUM(amount_fen) AS amount_fen
+FROM splits
+GROUP BY owner_id
 """

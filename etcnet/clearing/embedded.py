@@ -22,9 +22,11 @@ __all__ = [
     "TRIP_COLUMNS",
     "connect",
     "load_csv",
+    "owner_totals",
     "split",
     "trip_intervals",
     "unpriced",
+    "unsplit",
 ]
 
 TRIP_COLUMNS = (
@@ -81,3 +83,13 @@ def trip_intervals(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
 def split(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """The splitting of `trips` over `trip_intervals` (both already on `con`)."""
     return con.sql(definitions.SPLIT)
+
+
+def unsplit(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """The trips, not held, whose `splits` do not add up to their payable amount."""
+    return con.sql(definitions.UNSPLIT)
+
+
+def owner_totals(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """Per road owner: trips, fees and the amount due, from `splits`."""
+    return con.sql(definitions.OWNER_TOTALS)

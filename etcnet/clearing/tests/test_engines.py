@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from etcnet.clearing import cluster, embedded
+from etcnet.clearing import cluster, definitions, embedded
 from etcnet.clearing.tests.days import generated_day, load_duckdb
 
 pytestmark = [
@@ -33,6 +33,11 @@ def test_duckdb_and_spark_split_a_generated_day_identically(spark, tmp_path):
 
     assert len(by_duckdb) == len(interval_rows)
     assert by_spark == by_duckdb
+    con.execute("CREATE VIEW splits AS " + definitions.SPLIT)
+    cluster.split(spark).createOrReplaceTempView("splits")
+    owners = embedded.owner_totals(con).order("owner_id").fetchall()
+    assert [tuple(r) for r in cluster.owner_totals(spark).orderBy("owner_id").collect()] == owners
+    assert sum(amount for *_, amount in owners) == sum(amount for _, amount, *_ in trip_rows)
     payable = {trip: amount for trip, amount, *_ in trip_rows}
     totals: dict[int, int] = {}
     for trip, *_, amount in by_duckdb:

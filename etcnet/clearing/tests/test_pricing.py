@@ -29,6 +29,7 @@ TRIPS = [
     (2, 3800, NEW, 1),  # the same route on the new tariff, 5% off
     (3, 2000, NEW, 2),  # class 2 over G1 and G2: no class-2 fee for G2 -> held
     (4, 900, NEW, 1),  # over G9, which no version knows -> held
+    (5, 700, NEW, 1),  # no route rows at all: unsplit, the day's check names it
 ]
 ROUTES = [
     *[(1, n, g) for n, g in enumerate(["G1", "G2", "G3"])],
@@ -54,6 +55,9 @@ SPLITS = [
     (2, 1, "G2", "B", 2500, 2375),
     (2, 2, "G3", "C", 500, 475),
 ]
+UNSPLIT = [(5, 700, 0)]
+# A: G1 twice; B: G2 twice and G3 on the old tariff; C: G3 on the new one.
+OWNER_TOTALS = [("A", 2, 2000, 1950), ("B", 2, 5000, 4875), ("C", 1, 500, 475)]
 
 
 def test_duckdb_prices_each_route_with_its_own_tariff_and_holds_what_it_cannot(tmp_path):
@@ -66,6 +70,9 @@ def test_duckdb_prices_each_route_with_its_own_tariff_and_holds_what_it_cannot(t
     assert embedded.trip_intervals(con).order("trip_id, position").fetchall() == PRICED
     con.execute("CREATE VIEW trip_intervals AS " + definitions.TRIP_INTERVALS)
     assert embedded.split(con).order("trip_id, position").fetchall() == SPLITS
+    con.execute("CREATE VIEW splits AS " + definitions.SPLIT)
+    assert embedded.unsplit(con).fetchall() == UNSPLIT
+    assert embedded.owner_totals(con).order("owner_id").fetchall() == OWNER_TOTALS
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="no Java runtime (make java-deps)")
@@ -86,3 +93,7 @@ def test_spark_prices_and_splits_the_same(spark, tmp_path: Path):
     assert rows(cluster.trip_intervals(spark)) == PRICED
     cluster.trip_intervals(spark).createOrReplaceTempView("trip_intervals")
     assert rows(cluster.split(spark)) == SPLITS
+    cluster.split(spark).createOrReplaceTempView("splits")
+    assert [tuple(row) for row in cluster.unsplit(spark).collect()] == UNSPLIT
+    totals = cluster.owner_totals(spark).orderBy("owner_id").collect()
+    assert [tuple(row) for row in totals] == OWNER_TOTALS
