@@ -33,16 +33,11 @@ __all__ = [
     "unsplit",
 ]
 
-# The input relations as Spark DDL: the columns of embedded's TRIP_COLUMNS,
-# ROUTE_COLUMNS, FEE_COLUMNS and INTERVAL_COLUMNS.
-TRIP_SCHEMA = "trip_id BIGINT, payable_fen BIGINT, tariff_version STRING, vehicle_class INT"
-ROUTE_SCHEMA = "trip_id BIGINT, position INT, interval_id STRING"
-FEE_SCHEMA = (
-    "tariff_version STRING, interval_id STRING, owner_id STRING, vehicle_class INT, fee_fen BIGINT"
-)
-INTERVAL_SCHEMA = (
-    "trip_id BIGINT, position INT, interval_id STRING, owner_id STRING, fee_fen BIGINT"
-)
+# The input relations as Spark DDL, from the columns both engines share.
+TRIP_SCHEMA = definitions.ddl(definitions.TRIP_COLUMNS)
+ROUTE_SCHEMA = definitions.ddl(definitions.ROUTE_COLUMNS)
+FEE_SCHEMA = definitions.ddl(definitions.FEE_COLUMNS)
+INTERVAL_SCHEMA = definitions.ddl(definitions.INTERVAL_COLUMNS)
 
 
 def local_session(cores: int = 2) -> SparkSession:

@@ -49,7 +49,51 @@ every amount below 2^53 — fen amounts times fen fees are far below it.
 
 from __future__ import annotations
 
-__all__ = ["OWNER_TOTALS", "SPLIT", "TRIP_INTERVALS", "UNPRICED", "UNSPLIT"]
+from collections.abc import Sequence
+
+__all__ = [
+    "FEE_COLUMNS",
+    "INTERVAL_COLUMNS",
+    "OWNER_TOTALS",
+    "ROUTE_COLUMNS",
+    "SPLIT",
+    "TRIP_COLUMNS",
+    "TRIP_INTERVALS",
+    "UNPRICED",
+    "UNSPLIT",
+    "ddl",
+]
+
+# The input relations' columns, in types both engines name alike (DuckDB takes
+# INT and STRING for INTEGER and VARCHAR).
+Columns = Sequence[tuple[str, str]]
+TRIP_COLUMNS: Columns = (
+    ("trip_id", "BIGINT"),
+    ("payable_fen", "BIGINT"),
+    ("tariff_version", "STRING"),
+    ("vehicle_class", "INT"),
+)
+ROUTE_COLUMNS: Columns = (("trip_id", "BIGINT"), ("position", "INT"), ("interval_id", "STRING"))
+FEE_COLUMNS: Columns = (
+    ("tariff_version", "STRING"),
+    ("interval_id", "STRING"),
+    ("owner_id", "STRING"),
+    ("vehicle_class", "INT"),
+    ("fee_fen", "BIGINT"),
+)
+INTERVAL_COLUMNS: Columns = (
+    ("trip_id", "BIGINT"),
+    ("position", "INT"),
+    ("interval_id", "STRING"),
+    ("owner_id", "STRING"),
+    ("fee_fen", "BIGINT"),
+)
+
+
+def ddl(columns: Columns) -> str:
+    """`name TYPE, …`: a table's columns as both engines' DDL writes them."""
+    return ", ".join(f"{name} {kind}" for name, kind in columns)
+
 
 UNPRICED = """
 SELECT r.trip_id, r.position, r.interval_id

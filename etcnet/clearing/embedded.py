@@ -1,19 +1,19 @@
 """The embedded engine: DuckDB runs the clearing definitions in this process.
 
 Inputs are handed over as whole relations (tables or views on the connection, made
-from Parquet files or Arrow tables) under the names the definitions use, with the
-columns `TRIP_COLUMNS` and `INTERVAL_COLUMNS` name; the result comes back as one
-relation. Nothing here loops over records.
+from CSV or Parquet files) under the names the definitions use, with the columns
+`definitions` gives (`TRIP_COLUMNS` and the others, re-exported here); the result
+comes back as one relation. Nothing here loops over records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 
 from etcnet.clearing import definitions
+from etcnet.clearing.definitions import FEE_COLUMNS, INTERVAL_COLUMNS, ROUTE_COLUMNS, TRIP_COLUMNS
 
 __all__ = [
     "FEE_COLUMNS",
@@ -29,28 +29,6 @@ __all__ = [
     "unsplit",
 ]
 
-TRIP_COLUMNS = (
-    ("trip_id", "BIGINT"),
-    ("payable_fen", "BIGINT"),
-    ("tariff_version", "VARCHAR"),
-    ("vehicle_class", "INTEGER"),
-)
-ROUTE_COLUMNS = (("trip_id", "BIGINT"), ("position", "INTEGER"), ("interval_id", "VARCHAR"))
-FEE_COLUMNS = (
-    ("tariff_version", "VARCHAR"),
-    ("interval_id", "VARCHAR"),
-    ("owner_id", "VARCHAR"),
-    ("vehicle_class", "INTEGER"),
-    ("fee_fen", "BIGINT"),
-)
-INTERVAL_COLUMNS = (
-    ("trip_id", "BIGINT"),
-    ("position", "INTEGER"),
-    ("interval_id", "VARCHAR"),
-    ("owner_id", "VARCHAR"),
-    ("fee_fen", "BIGINT"),
-)
-
 
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection for one clearing run."""
@@ -58,7 +36,7 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 
 def load_csv(
-    con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[tuple[str, str]], path: Path
+    con: duckdb.DuckDBPyConnection, name: str, columns: definitions.Columns, path: Path
 ) -> None:
     """Table `name` on `con` with `columns` (name, SQL type), read whole from the CSV
     file at `path` (no header; an empty field is NULL)."""

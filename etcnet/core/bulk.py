@@ -1,22 +1,17 @@
 """Bulk inserts for the hot paths: PostgreSQL's COPY where the database has it.
 
-`insert(model, objects)` writes model instances in one statement and gives each
-its primary key. On PostgreSQL the keys are drawn from the table's own sequence
-first (one `nextval` query for all of them) and the rows go in with `COPY ...
-FROM STDIN`, which skips the ORM's per-value preparation and the statement's
-parameter limit; row triggers (the ledger's deferred balance checks) and
-constraints fire as for an INSERT. Elsewhere (SQLite) it is `bulk_create`.
-
-Only what the hot paths store: plain columns, JSON, files (their name) and
-foreign keys by id. Defaults are the instances' own (set when they were made);
-`auto_now`/`auto_now_add` fields are filled as `save` would.
-
-`insert_rows(model, columns, rows)` is the same without model instances, for the
-paths where making an instance per row costs more than storing it: the rows are
-tuples of column values (foreign keys by id, files by name); the columns not
-named take the model's default, as a new instance would. It returns the new
-primary keys in order; `append_rows` the same for rows nobody needs the keys
-of (the table's default numbers them, one round trip fewer).
+`insert_rows(model, columns, rows)` writes rows given as tuples of column values
+(attribute names: foreign keys by id, files by name) in one statement, without
+model instances, and returns their primary keys in order. On PostgreSQL the keys
+are drawn from the table's own sequence first (one `nextval` query for all of
+them) and the rows go in with `COPY ... FROM STDIN`, which skips the ORM's
+per-value preparation and the statement's parameter limit; row triggers (the
+ledger's deferred balance checks) and constraints fire as for an INSERT, and
+errors are raised as Django's. Elsewhere (SQLite) it is `bulk_create`. The
+columns not named take the model's default, as a new instance would
+(`auto_now`/`auto_now_add` fields the time now). `append_rows` is the same for
+rows nobody needs the keys of: the table's default numbers them, one round trip
+fewer.
 
 `add_by_pk(model, column, deltas)` adds each row's own amount to a column in one
 UPDATE: on PostgreSQL joined to the amounts as two arrays (`unnest`), so the
@@ -26,7 +21,7 @@ statement does not grow with the rows; elsewhere a `CASE`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -36,38 +31,7 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-__all__ = ["add_by_pk", "append_rows", "insert", "insert_rows"]
-
-
-def insert(model: type[models.Model], objects: Sequence[models.Model]) -> None:
-    """Inserts `objects` (new instances of `model`) and sets their primary keys."""
-    if not objects:
-        return
-    alias = router.db_for_write(model)
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        model._default_manager.using(alias).bulk_create(list(objects))
-        return
-    meta = model._meta
-    pk = meta.pk
-    assert pk is not None
-    fields = [f for f in meta.concrete_fields if f is not pk]
-    stamped = [
-        f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-    ]
-    for obj in objects:
-        for field in stamped:
-            field.pre_save(obj, add=True)
-    values = [_value(field, connection) for field in fields]
-    ids = insert_rows(
-        model,
-        [f.attname for f in fields],
-        [[value(obj) for value in values] for obj in objects],
-    )
-    for obj, new_id in zip(objects, ids, strict=True):
-        setattr(obj, pk.attname, new_id)
-        obj._state.adding = False
-        obj._state.db = alias
+__all__ = ["add_by_pk", "append_rows", "insert_rows"]
 
 
 def insert_rows(
@@ -121,16 +85,14 @@ def _copy_rows(
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(meta.db_table), sql.SQL(", ").join(map(sql.Identifier, stored))
         )
+        leading: list[tuple[int, ...]] = [(new_id,) for new_id in ids] if keys else [()] * len(rows)
         with cursor.copy(statement) as copy:
-            for n_row, row in enumerate(rows):
+            for key, row in zip(leading, rows, strict=True):
                 values = list(row)
                 for n, nullable in json:
                     if values[n] is not None or not nullable:
                         values[n] = Jsonb(values[n], dumps=_dumps)
-                if keys:
-                    copy.write_row((ids[n_row], *values, *defaults))
-                else:
-                    copy.write_row((*values, *defaults))
+                copy.write_row((*key, *values, *defaults))
     return ids
 
 
@@ -144,22 +106,6 @@ def _default(field: models.Field[Any, Any]) -> Any:
     if isinstance(field, models.FileField):
         return value or ""
     return value
-
-
-def _value(field: models.Field[Any, Any], connection: Any) -> Callable[[models.Model], Any]:
-    """How the column's value is read off an instance, as COPY takes it."""
-    name = field.attname
-    if isinstance(field, models.FileField):
-
-        def file_name(obj: models.Model) -> str:
-            # The raw attribute (a name or a file), not the descriptor's FieldFile.
-            value = obj.__dict__.get(name)
-            return (getattr(value, "name", value) or "") if value is not None else ""
-
-        return file_name
-    if isinstance(field, models.UUIDField | models.DecimalField | models.DurationField):
-        return lambda obj: field.get_db_prep_save(getattr(obj, name), connection)
-    return lambda obj: getattr(obj, name)
 
 
 def add_by_pk(model: type[models.Model], column: str, deltas: Mapping[int, int]) -> None:

@@ -140,15 +140,18 @@ def ingest(terminal: Terminal, *, upload_key: str, records: Sequence[Any]) -> di
     raise AssertionError("unreachable")
 
 
-def _a_race(error: DatabaseError) -> bool:
-    """A unique key another process stored first (the upload is answered again
-    from what is stored), not a value the database refuses (a check, a range)."""
-    if not isinstance(error, IntegrityError):
+def _refused(error: DatabaseError) -> bool:
+    """A value the database refuses (a check, a range) — not a unique key another
+    process stored first, nor a busy database: those make `ingest` answer the
+    upload again from what is stored."""
+    if isinstance(error, OperationalError):
         return False
+    if not isinstance(error, IntegrityError):
+        return True
     sqlstate = getattr(error.__cause__, "sqlstate", None)
     if sqlstate is not None:
-        return bool(sqlstate == "23505")  # PostgreSQL's unique_violation
-    return "UNIQUE constraint failed" in str(error)  # SQLite
+        return bool(sqlstate != "23505")  # PostgreSQL's unique_violation
+    return "UNIQUE constraint failed" not in str(error)  # SQLite
 
 
 class _StoreEachAlone(Exception):
@@ -583,10 +586,8 @@ class _Batch:
                 ids = bulk.insert_rows(
                     TollTransaction, columns, [tuple(row.values()) for row in rows]
                 )
-            except OperationalError:
-                raise
             except DatabaseError as error:
-                if _a_race(error):
+                if not _refused(error):
                     raise
                 # The whole transaction is spoilt: the upload is done again (`ingest`).
                 raise _StoreEachAlone() from error
@@ -648,10 +649,8 @@ class _Batch:
             with transaction.atomic():
                 item.pk = TollTransaction.objects.create(**row).pk
             return
-        except OperationalError:
-            raise
         except DatabaseError as error:
-            if _a_race(error):
+            if not _refused(error):
                 raise
             problem = str(error).splitlines()[0][:120]
         item.status, item.code = RecordStatus.REJECTED, int(DisputeCode.DATA_FIELD)
