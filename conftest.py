@@ -27,6 +27,7 @@ hypothesis_settings.load_profile("etcnet")
 @pytest.fixture(autouse=True)
 def _isolated(settings: Any, tmp_path: Any) -> Any:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.DATA_DIR = tmp_path / "data"  # clearing's extracted files, among others
     settings.ETCNET_LIST_DIR = tmp_path / "lists"
     # Emulated cards are files named by card number: one folder per test, so
     # parallel workers (pytest -n) never share one.

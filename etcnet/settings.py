@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "etcnet.network",
     "etcnet.tolling",
     "etcnet.plates",
+    "etcnet.clearing",
     # The demo data (`etcnet load_demo`): above every app, used by none.
     "etcnet.demo",
     # Image captchas (验证码) of plate pre-selection: registration and 验证.
@@ -303,6 +304,10 @@ ETCNET_LIST_IMPORT_UNSIGNED = env_bool("ETCNET_LIST_IMPORT_UNSIGNED", False)
 # Increments are kept this many days; a terminal further behind takes a full version.
 ETCNET_LIST_KEEP_DAYS = env_int("ETCNET_LIST_KEEP_DAYS", 7)
 
+# Clearing (docs/clearing.md): how far back a run looks for late records, and the
+# lane clock offset beyond which a record is held (code 16).
+ETCNET_CLEARING_LATE_DAYS = env_int("ETCNET_CLEARING_LATE_DAYS", 90)
+ETCNET_CLEARING_CLOCK_LIMIT_MS = env_int("ETCNET_CLEARING_CLOCK_LIMIT_MS", 300_000)
 ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)

@@ -38,6 +38,12 @@ TOLLS_PAYABLE = "tolls_payable"  # purse money spent on tolls, owed to road owne
 TOLLS_PAYABLE_PREFIX = "tolls_payable:"
 BANK = "bank"
 MOBILE = "mobile_payment"
+# Clearing (etcnet.clearing): what the road owners are due, what the stations'
+# cash and the national center owe the center, and what it owes the national center.
+OWNER_PAYABLE_PREFIX = "owner_payable:"
+LANE_CASH_PREFIX = "lane_cash:"
+NATIONAL_RECEIVABLE = "national_receivable"
+NATIONAL_PAYABLE = "national_payable"
 
 
 def cash_code(outlet_code: str) -> str:
@@ -65,6 +71,8 @@ _KINDS = {
     TOLLS_PAYABLE: LedgerKind.LIABILITY,
     BANK: LedgerKind.ASSET,
     MOBILE: LedgerKind.ASSET,
+    NATIONAL_RECEIVABLE: LedgerKind.ASSET,
+    NATIONAL_PAYABLE: LedgerKind.LIABILITY,
 }
 
 
@@ -73,9 +81,9 @@ class UnbalancedEntry(ValueError):
 
 
 def account_kind(code: str) -> LedgerKind:
-    if code.startswith(("cash:", "receivable:")):
+    if code.startswith(("cash:", "receivable:", LANE_CASH_PREFIX)):
         return LedgerKind.ASSET
-    if code.startswith(("purse:", TOLLS_PAYABLE_PREFIX)):
+    if code.startswith(("purse:", TOLLS_PAYABLE_PREFIX, OWNER_PAYABLE_PREFIX)):
         return LedgerKind.LIABILITY
     return _KINDS[code]
 

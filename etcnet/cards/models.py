@@ -221,6 +221,7 @@ class EntryKind(models.TextChoices):
     REFUND_DUE = "refund_due", _("Balance due for refund")
     REFUND_PAID = "refund_paid", _("Refund paid")
     REVERSAL = "reversal", _("Reversal")
+    CLEARING = "clearing", _("Clearing day")
 
 
 class JournalEntry(models.Model):

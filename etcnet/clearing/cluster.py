@@ -22,11 +22,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FEE_SCHEMA",
     "INTERVAL_SCHEMA",
+    "PARAM_SCHEMA",
+    "RECORD_SCHEMA",
     "ROUTE_SCHEMA",
     "TRIP_SCHEMA",
     "local_session",
     "main",
     "owner_totals",
+    "run_day",
     "split",
     "trip_intervals",
     "unpriced",
@@ -38,6 +41,8 @@ TRIP_SCHEMA = definitions.ddl(definitions.TRIP_COLUMNS)
 ROUTE_SCHEMA = definitions.ddl(definitions.ROUTE_COLUMNS)
 FEE_SCHEMA = definitions.ddl(definitions.FEE_COLUMNS)
 INTERVAL_SCHEMA = definitions.ddl(definitions.INTERVAL_COLUMNS)
+RECORD_SCHEMA = definitions.ddl(definitions.RECORD_COLUMNS)
+PARAM_SCHEMA = definitions.ddl(definitions.PARAM_COLUMNS)
 
 
 def local_session(cores: int = 2) -> SparkSession:
@@ -79,6 +84,14 @@ def unsplit(spark: SparkSession) -> DataFrame:
 def owner_totals(spark: SparkSession) -> DataFrame:
     """Per road owner: trips, fees and the amount due, from `splits`."""
     return spark.sql(definitions.OWNER_TOTALS)
+
+
+def run_day(spark: SparkSession) -> None:
+    """The clearing day (`definitions.DAY`) over the temporary views `records`,
+    `trip_routes`, `interval_fees` and `params`: each step a cached temporary
+    view of its name, read by the steps after it and by the caller."""
+    for name, statement in definitions.DAY:
+        spark.sql(statement).cache().createOrReplaceTempView(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,14 +15,20 @@ import duckdb
 from etcnet.clearing import definitions
 from etcnet.clearing.definitions import FEE_COLUMNS, INTERVAL_COLUMNS, ROUTE_COLUMNS, TRIP_COLUMNS
 
+#: How the day's CSV files write SQL NULL (PostgreSQL's COPY `NULL '\\N'`): an
+#: empty field is an empty text.
+NULL = "\\N"
+
 __all__ = [
     "FEE_COLUMNS",
     "INTERVAL_COLUMNS",
+    "NULL",
     "ROUTE_COLUMNS",
     "TRIP_COLUMNS",
     "connect",
     "load_csv",
     "owner_totals",
+    "run_day",
     "split",
     "trip_intervals",
     "unpriced",
@@ -39,12 +45,12 @@ def load_csv(
     con: duckdb.DuckDBPyConnection, name: str, columns: definitions.Columns, path: Path
 ) -> None:
     """Table `name` on `con` with `columns` (name, SQL type), read whole from the CSV
-    file at `path` (no header; an empty field is NULL)."""
+    file at `path` (no header; `NULL` is SQL NULL, an empty field an empty text)."""
     types = ", ".join(f"'{column}': '{kind}'" for column, kind in columns)
     con.execute(
         f"CREATE OR REPLACE TABLE {name} AS SELECT *"
-        f" FROM read_csv(?, header = false, columns = {{{types}}})",
-        [str(path)],
+        f" FROM read_csv(?, header = false, nullstr = ?, columns = {{{types}}})",
+        [str(path), NULL],
     )
 
 
@@ -71,3 +77,11 @@ def unsplit(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
 def owner_totals(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
     """Per road owner: trips, fees and the amount due, from `splits`."""
     return con.sql(definitions.OWNER_TOTALS)
+
+
+def run_day(con: duckdb.DuckDBPyConnection) -> None:
+    """The clearing day (`definitions.DAY`) over the inputs on `con` (`records`,
+    `trip_routes`, `interval_fees`, `params`): each step made a table of its
+    name, read by the steps after it and by the caller (`definitions.RESULTS`)."""
+    for name, statement in definitions.DAY:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS {statement}")

@@ -1,56 +1,159 @@
-"""Bulk out: a window of the transaction store and every tariff version, as the
-CSV files the clearing engines read (`trips`, `trip_routes`, `interval_fees`).
+"""Bulk out: the records a clearing run takes, their routes and every tariff
+version, as the CSV files the engines read (`records`, `trip_routes`,
+`interval_fees`; columns as `definitions` names them, no header).
 
 On PostgreSQL each file is one `COPY (SELECT …) TO STDOUT` streamed to disk —
 the routes exploded from each transaction's `intervals` by
-`jsonb_array_elements_text … WITH ORDINALITY` in the same statement, so no row
+`jsonb_array_elements … WITH ORDINALITY` in the same statement, so no row
 passes through Python. On SQLite (the demo, the tests) the same selection with
-`json_each`, written by the csv module in chunks.
+`json_each`, written by the csv module in chunks. NULL is written `\\N`, so an
+empty text is never taken for a missing value.
 
-Which transactions: exits stored as accepted whose exit time falls in
-[`start`, `end`) — the store's partitions prune the scan to those days.
+Which records (`Selection`), each exit the store holds, accepted or not:
+- the day's own (`carried` 0): exit time in [`start`, `end`) — the store's
+  partitions prune the scan to that day;
+- late ones (1): exit time in [`late_from`, `start`), received since `since`
+  (the cutoff of the last closed day, less a margin; None: any time), and not
+  taken by any run before;
+- carried ones (2): entries held or sent before that are now to be cleared
+  (a resolved dispute, an issuer's acceptance).
+
+An exit with no `intervals` at an open-road station (method `open`) is routed
+over the intervals of its tariff version that end at the station: the fixed
+fee goes to the owners of the road it was paid for (reference §6.3).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.db import connection
 
-__all__ = ["DayFiles", "write_day"]
+from etcnet.clearing import embedded
+
+__all__ = ["RunFiles", "Selection", "write_run"]
 
 _CHUNK = 10_000
+#: How the files write SQL NULL, so that an empty text stays an empty text.
+NULL = embedded.NULL
+STORE = "tolling_tolltransaction"
 
-_TRIPS = """
-SELECT t.id, t.payable_fen, t.tariff_version, t.vehicle_class
-FROM tolling_tolltransaction t
-WHERE t.exit_time >= %(start)s AND t.exit_time < %(end)s
-  AND t.direction = 'exit' AND t.status = 'accepted'
-ORDER BY t.id
-"""
 
-_ROUTES = {
-    "postgresql": """
-SELECT t.id, r.n - 1, r.interval_id
-FROM tolling_tolltransaction t
-CROSS JOIN LATERAL jsonb_array_elements_text(t.intervals) WITH ORDINALITY AS r(interval_id, n)
-WHERE t.exit_time >= %(start)s AND t.exit_time < %(end)s
-  AND t.direction = 'exit' AND t.status = 'accepted'
-ORDER BY t.id, r.n
-""",
-    "sqlite": """
-SELECT t.id, CAST(r.key AS INTEGER), r.value
-FROM tolling_tolltransaction t, json_each(t.intervals) r
-WHERE t.exit_time >= %(start)s AND t.exit_time < %(end)s
-  AND t.direction = 'exit' AND t.status = 'accepted'
-ORDER BY t.id, CAST(r.key AS INTEGER)
-""",
-}
+@dataclass(frozen=True)
+class Selection:
+    start: dt.datetime
+    end: dt.datetime
+    late_from: dt.datetime
+    since: dt.datetime | None
+    networks: Sequence[str]  # our card networks
+    carried_states: Sequence[str] = ("accepted", "resolved")
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files written, and how many rows each holds."""
+
+    records: Path
+    trip_routes: Path
+    interval_fees: Path
+    rows: dict[str, int]
+
+
+def _parts() -> list[tuple[int, str, str]]:
+    """(carried, FROM, WHERE) of each part of the selection; `t` is the store."""
+    not_taken = "NOT EXISTS (SELECT 1 FROM clearing_clearingentry e WHERE e.transaction_id = t.id)"
+    exits = "t.direction = 'exit'"
+    return [
+        (0, f"FROM {STORE} t", f"t.exit_time >= %(start)s AND t.exit_time < %(end)s AND {exits}"),
+        (
+            1,
+            f"FROM {STORE} t",
+            f"t.exit_time >= %(late_from)s AND t.exit_time < %(start)s AND {exits}"
+            f" AND t.received_at >= %(since)s AND {not_taken}",
+        ),
+        (
+            2,
+            f"FROM clearing_clearingentry e JOIN {STORE} t"
+            " ON t.id = e.transaction_id AND t.exit_time = e.exit_time",
+            "e.state IN (%(carried_0)s, %(carried_1)s)",
+        ),
+    ]
+
+
+_JOINS = (
+    "JOIN network_node n ON n.id = t.station_id"
+    " JOIN tolling_terminal m ON m.id = t.terminal_id"
+    " LEFT JOIN cards_cardunit c ON c.card_no = t.card_no AND t.card_no <> ''"
+    " LEFT JOIN cards_account a ON a.id = c.account_id"
+)
+# A late record whose card debit (card number and counter) a record taken before
+# already carried: a duplicate across days (code 2).
+_SEEN = (
+    f"CASE WHEN t.card_trans_no IS NOT NULL AND EXISTS (SELECT 1 FROM {STORE} o"
+    " JOIN clearing_clearingentry pe ON pe.transaction_id = o.id"
+    " WHERE o.card_no = t.card_no AND o.card_trans_no = t.card_trans_no AND o.id <> t.id"
+    " AND pe.state <> 'held') THEN 1 ELSE 0 END"
+)
+
+
+def _records(pg: bool, networks: int) -> str:
+    own = ", ".join(f"%(network_{n})s" for n in range(networks)) or "''"
+    if pg:
+        exit_date = "to_char(t.exit_time AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')"
+        expiry = "COALESCE(to_char(c.expiry_date, 'YYYY-MM-DD'), '')"
+    else:
+        exit_date = "date(t.exit_time, '+8 hours')"
+        expiry = "COALESCE(c.expiry_date, '')"
+    intake_code = "COALESCE(t.dispute_code, CASE WHEN t.status = 'rejected' THEN 100 END)"
+    selects = [
+        f"""SELECT t.id, {carried},
+    CASE WHEN t.payment_type IN (22, 23) AND t.card_network NOT IN ({own}) THEN 2 ELSE 1 END,
+    n.node_id, m.terminal_id, t.card_network, t.card_no, t.card_trans_no,
+    t.payment_type, t.vehicle_class, t.tariff_version,
+    t.fee_fen, t.discount_fen, t.payable_fen, {"NULL" if carried == 2 else intake_code},
+    t.clock_offset_ms, {exit_date}, {"''" if carried == 2 else expiry},
+    {_SEEN if carried == 1 else "0"}, COALESCE(a.bank_name, ''), t.exit_time
+{source} {_JOINS} WHERE {where}"""
+        for carried, source, where in _parts()
+    ]
+    return "\nUNION ALL\n".join(selects)
+
+
+def _routes(pg: bool) -> str:
+    if pg:
+        explode = "CROSS JOIN LATERAL jsonb_array_elements(t.intervals) WITH ORDINALITY r(v, n)"
+        row = "SELECT t.id, r.n - 1, COALESCE(r.v ->> 'interval_id', r.v #>> '{}')"
+        empty = "jsonb_array_length(t.intervals) = 0"
+    else:
+        explode = "CROSS JOIN json_each(t.intervals) r"
+        row = (
+            "SELECT t.id, CAST(r.key AS INTEGER),"
+            " CASE WHEN r.type = 'object' THEN json_extract(r.value, '$.interval_id')"
+            " ELSE r.value END"
+        )
+        empty = "json_array_length(t.intervals) = 0"
+    # An open-road exit: the intervals of its version that end at its station.
+    open_row = (
+        "SELECT t.id, ROW_NUMBER() OVER (PARTITION BY t.id ORDER BY i.interval_id) - 1,"
+        " i.interval_id"
+    )
+    open_joins = (
+        "JOIN network_tariffversion v ON v.number = t.tariff_version"
+        " JOIN network_interval i ON i.version_id = v.id AND i.to_node_id = t.station_id"
+    )
+    selects = []
+    for _, source, where in _parts():
+        selects.append(f"{row} {source} {explode} WHERE {where}")
+        selects.append(
+            f"{open_row} {source} {open_joins} WHERE {where} AND t.method = 'open' AND {empty}"
+        )
+    return "\nUNION ALL\n".join(selects)
+
 
 _FEES = """
 SELECT v.number, i.interval_id, o.owner_id, f.vehicle_class, f.fee_fen
@@ -62,41 +165,40 @@ ORDER BY v.number, i.interval_id, f.vehicle_class
 """
 
 
-@dataclass(frozen=True)
-class DayFiles:
-    """The files written, and how many rows each holds."""
-
-    trips: Path
-    trip_routes: Path
-    interval_fees: Path
-    rows: dict[str, int]
-
-
-def write_day(folder: Path, *, start: dt.datetime, end: dt.datetime) -> DayFiles:
-    """Writes `trips.csv`, `trip_routes.csv` and `interval_fees.csv` (no header) in
-    `folder` for the accepted exits of [`start`, `end`)."""
+def write_run(folder: Path, selection: Selection) -> RunFiles:
+    """Writes `records.csv`, `trip_routes.csv` and `interval_fees.csv` in `folder`
+    for the records `selection` names."""
     folder.mkdir(parents=True, exist_ok=True)
+    pg = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value  # as the store keeps them
-    window = {"start": adapt(start), "end": adapt(end)}
-    rows: dict[str, int] = {}
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    params: dict[str, Any] = {
+        "start": adapt(selection.start),
+        "end": adapt(selection.end),
+        "late_from": adapt(selection.late_from),
+        "since": adapt(selection.since or epoch),
+        **{f"network_{n}": network for n, network in enumerate(selection.networks)},
+        **{f"carried_{n}": state for n, state in enumerate(selection.carried_states[:2])},
+    }
     statements = {
-        "trips": _TRIPS,
-        "trip_routes": _ROUTES["postgresql" if connection.vendor == "postgresql" else "sqlite"],
+        "records": _records(pg, len(selection.networks)),
+        "trip_routes": _routes(pg),
         "interval_fees": _FEES,
     }
+    rows: dict[str, int] = {}
     paths = {}
     for name, statement in statements.items():
         path = folder / f"{name}.csv"
-        rows[name] = _write(path, statement, window)
+        rows[name] = _write(path, statement, params)
         paths[name] = path
-    return DayFiles(paths["trips"], paths["trip_routes"], paths["interval_fees"], rows)
+    return RunFiles(paths["records"], paths["trip_routes"], paths["interval_fees"], rows)
 
 
 def _write(path: Path, statement: str, params: Mapping[str, Any]) -> int:
     if connection.vendor == "postgresql":
         with connection.wrap_database_errors, connection.cursor() as wrapper:
             cursor = wrapper.cursor  # psycopg's own cursor, for COPY
-            copy_sql = f"COPY ({statement}) TO STDOUT WITH (FORMAT csv)"
+            copy_sql = f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, NULL '{NULL}')"
             with path.open("wb") as out, cursor.copy(copy_sql, params) as copy:
                 for block in copy:
                     out.write(block)
@@ -106,6 +208,6 @@ def _write(path: Path, statement: str, params: Mapping[str, Any]) -> int:
         cursor.execute(statement, params)
         writer = csv.writer(out)
         while chunk := cursor.fetchmany(_CHUNK):
-            writer.writerows(chunk)
+            writer.writerows([NULL if v is None else v for v in row] for row in chunk)
             written += len(chunk)
     return written

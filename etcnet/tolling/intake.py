@@ -669,6 +669,7 @@ class _Batch:
             amount_fen=item.f["amount_fen"] if item.tac_verified else 0,
             trans_type=item.f["trans_type"] if item.tac_verified else None,
             terminal_trans_seq=item.f["terminal_trans_seq"] if item.tac_verified else None,
+            card_trans_no=item.f["card_trans_no"] if item.tac_verified else None,
             tac=item.f["tac"] if item.tac_verified else "",
             raw=_raw(item),
         ).pk

@@ -194,6 +194,9 @@ class TollTransaction(models.Model):
     amount_fen = models.BigIntegerField(default=0)  # debited from the card
     trans_type = models.PositiveSmallIntegerField(null=True, blank=True)
     terminal_trans_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    # The card's offline transaction counter: (card_no, card_trans_no) is one
+    # debit, whichever terminal and upload carried it (clearing's code 2 check).
+    card_trans_no = models.PositiveIntegerField(null=True, blank=True)
     tac = models.CharField(max_length=8, blank=True)
     tac_verified = models.BooleanField(default=False)
     balance_before_fen = models.BigIntegerField(

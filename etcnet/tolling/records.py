@@ -220,6 +220,9 @@ SCHEMA: dict[str, tuple[str, _Field]] = {
     "amount_fen": ("amount_fen", _Field(_int(*_PURSE), 0)),
     "trans_type": ("trans_type", _Field(_int(0, 255), None)),
     "terminal_trans_seq": ("terminal_trans_seq", _Field(_int(*_PURSE), None)),
+    # The card's own 2-byte offline transaction counter (the ATC of the DEBIT): with
+    # the card number it names one debit of the purse, whichever lane uploads it.
+    "card_trans_no": ("card_trans_no", _Field(_int(0, 65_535), None)),
     "tac": ("tac", _Field(_tac, "")),
     "collector": ("collector", _Field(_text(20), "")),
     "shift": ("shift", _Field(_text(20), "")),

@@ -1,87 +1,100 @@
-"""Bulk out of the real database (SQLite or PostgreSQL): a window of accepted
-exits, their routes and every tariff version, then priced and split in DuckDB."""
+"""Bulk out of the real database (SQLite or PostgreSQL): the records a run takes —
+the day's, late ones, carried ones — their routes and every tariff version,
+then priced and split in DuckDB."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from etcnet.clearing import definitions, embedded, extract
-from etcnet.network.models import Interval, IntervalFee, Node, Owner, TariffVersion
-from etcnet.tolling.models import Terminal, TollTransaction
+from etcnet.clearing.models import ClearingDay, ClearingEntry
+from etcnet.clearing.tests.store import VERSION, exit_, local, route, tariff
 from etcnet.tolling.tests.test_partitions import lane_terminal  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 DAY = dt.date(2026, 12, 2)
-START = dt.datetime.combine(DAY, dt.time(0), tzinfo=SHANGHAI)
+START = local(DAY, 0)
 END = START + dt.timedelta(days=1)
 
 
-def tariff(number: str, fees: dict[str, tuple[str, int]]) -> None:
-    """A tariff version whose interval `G…` belongs to an owner with a class-1 fee."""
-    version = TariffVersion.objects.create(
-        number=number, effective_at=START - dt.timedelta(days=30), imported_at=timezone.now()
-    )
-    for interval_id, (owner_id, fee) in fees.items():
-        owner, _ = Owner.objects.get_or_create(owner_id=owner_id, defaults={"name": owner_id})
-        a, _ = Node.objects.get_or_create(
-            node_id=f"J{interval_id}a",
-            defaults={"name": "a", "kind": "junction", "network": "1201"},
-        )
-        b, _ = Node.objects.get_or_create(
-            node_id=f"J{interval_id}b",
-            defaults={"name": "b", "kind": "junction", "network": "1201"},
-        )
-        interval = Interval.objects.create(
-            version=version, interval_id=interval_id, from_node=a, to_node=b, length_m=1000,
-            owner=owner,
-        )  # fmt: skip
-        IntervalFee.objects.create(interval=interval, vehicle_class=1, fee_fen=fee)
+def selection(since: dt.datetime | None = None) -> extract.Selection:
+    return extract.Selection(
+        start=START, end=END, late_from=START - dt.timedelta(days=90), since=since,
+        networks=["6101"],
+    )  # fmt: skip
 
 
-def exit_(terminal: Terminal, seq: int, at: dt.datetime, **fields: Any) -> TollTransaction:
-    values: dict[str, Any] = {
-        "terminal": terminal, "seq": seq, "status": "accepted", "station": terminal.station,
-        "lane_number": 3, "exit_time": at, "received_at": at, "vehicle_class": 1,
-        "method": "path", "fee_fen": 3500, "payable_fen": 3325, "payment_type": 22,
-        "tariff_version": "1220261201001", "intervals": ["G1", "G2", "G3"],
-    }  # fmt: skip
-    return TollTransaction.objects.create(**(values | fields))
-
-
-def test_a_window_of_exits_leaves_the_database_and_splits_among_the_owners(
+def test_the_runs_records_leave_the_database_and_split_among_the_owners(
     lane_terminal,  # noqa: F811  (the fixture imported above)
     tmp_path,
 ):
     terminal = lane_terminal
-    tariff("1220261201001", {"G1": ("A", 1000), "G2": ("B", 2000), "G3": ("C", 500)})
-    inside = exit_(terminal, 1, START + dt.timedelta(hours=10))
-    last = exit_(terminal, 2, END - dt.timedelta(seconds=1), intervals=["G3", "G1"])
-    exit_(terminal, 3, END, intervals=["G1"])  # the next day's
-    exit_(terminal, 4, START - dt.timedelta(seconds=1))  # the day before's
-    exit_(terminal, 5, START + dt.timedelta(hours=11), status="rejected")
-    exit_(terminal, 6, START + dt.timedelta(hours=12), direction="entry", intervals=[])
+    tariff(VERSION, {"G1": ("A", 1000), "G2": ("B", 2000), "G3": ("C", 500)},
+           effective_at=START - dt.timedelta(days=30))  # fmt: skip
+    inside = exit_(terminal, 1, START + dt.timedelta(hours=10), fee_fen=3500, payable_fen=3325)
+    last = exit_(terminal, 2, END - dt.timedelta(seconds=1), payable_fen=3325,
+                 intervals=route("G3", "G1"))  # fmt: skip
+    exit_(terminal, 3, END, intervals=route("G1"))  # the next day's
+    old = exit_(terminal, 4, START - dt.timedelta(hours=1))  # the day before's, taken
+    late = exit_(terminal, 5, START - dt.timedelta(hours=2), received_at=END)  # not taken yet
+    rejected = exit_(terminal, 6, START + dt.timedelta(hours=11), status="rejected",
+                     dispute_code=None, card_no="", card_network="", payment_type=1)  # fmt: skip
+    exit_(terminal, 7, START + dt.timedelta(hours=12), direction="entry", intervals=[])
+    before = ClearingDay.objects.create(date=DAY - dt.timedelta(days=1), status="closed")
+    ClearingEntry.objects.create(
+        transaction_id=old.pk, exit_time=old.exit_time, day=before, flow=1, state="cleared",
+        payable_fen=old.payable_fen,
+    )  # fmt: skip
 
-    files = extract.write_day(tmp_path, start=START, end=END)
+    files = extract.write_run(tmp_path, selection(since=START))
 
-    assert files.rows == {"trips": 2, "trip_routes": 5, "interval_fees": 3}
+    assert files.rows == {"records": 4, "trip_routes": 11, "interval_fees": 3}
     con = embedded.connect()
-    embedded.load_csv(con, "trips", embedded.TRIP_COLUMNS, files.trips)
-    embedded.load_csv(con, "trip_routes", embedded.ROUTE_COLUMNS, files.trip_routes)
-    embedded.load_csv(con, "interval_fees", embedded.FEE_COLUMNS, files.interval_fees)
+    embedded.load_csv(con, "records", definitions.RECORD_COLUMNS, files.records)
+    records = {
+        row[0]: row
+        for row in con.execute(
+            "SELECT trip_id, carried, flow, station_id, terminal_id, card_no, dispute_code,"
+            " exit_date, expiry_date, bank FROM records"
+        ).fetchall()
+    }
+    assert records == {
+        inside.pk: (inside.pk, 0, 1, "S1201005", "HH-0001", "61010000000000000001", None,
+                    "2026-12-02", "", ""),
+        last.pk: (last.pk, 0, 1, "S1201005", "HH-0001", "61010000000000000002", None,
+                  "2026-12-02", "", ""),
+        late.pk: (late.pk, 1, 1, "S1201005", "HH-0001", "61010000000000000005", None,
+                  "2026-12-01", "", ""),
+        # Rejected without a code: held as 100 (other) until an operator says why.
+        rejected.pk: (rejected.pk, 0, 1, "S1201005", "HH-0001", "", 100, "2026-12-02", "", ""),
+    }  # fmt: skip
+    embedded.load_csv(con, "trip_routes", definitions.ROUTE_COLUMNS, files.trip_routes)
+    embedded.load_csv(con, "interval_fees", definitions.FEE_COLUMNS, files.interval_fees)
+    con.execute("CREATE TABLE trips AS SELECT trip_id, payable_fen, tariff_version,"
+                " vehicle_class FROM records")  # fmt: skip
     assert embedded.unpriced(con).fetchall() == []
     con.execute("CREATE VIEW trip_intervals AS " + definitions.TRIP_INTERVALS)
     # 3325 of 3500 by fee (1000 / 2000 / 500): 950, 1900, 475; then 3325 over G3, G1
     # (500 / 1000): 1108.33 and 2216.67 -> 1108 + 2217.
-    assert embedded.split(con).order("trip_id, position").fetchall() == [
+    splits = embedded.split(con).filter(f"trip_id IN ({inside.pk}, {last.pk})")
+    assert splits.order("trip_id, position").fetchall() == [
         (inside.pk, 0, "G1", "A", 1000, 950),
         (inside.pk, 1, "G2", "B", 2000, 1900),
         (inside.pk, 2, "G3", "C", 500, 475),
         (last.pk, 0, "G3", "C", 500, 1108),
         (last.pk, 1, "G1", "A", 1000, 2217),
     ]
+
+
+def test_a_late_record_received_before_the_last_cutoff_is_not_taken_twice(
+    lane_terminal,  # noqa: F811
+    tmp_path,
+):
+    exit_(lane_terminal, 1, START - dt.timedelta(hours=2), received_at=START)
+
+    files = extract.write_run(tmp_path, selection(since=START + dt.timedelta(minutes=1)))
+
+    assert files.rows["records"] == 0

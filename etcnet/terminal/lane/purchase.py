@@ -483,6 +483,7 @@ class Purchases(Shifts):
             amount_fen=intent["amount"],
             trans_type=intent["trans_type"],
             terminal_trans_seq=int(intent["terminal_seq"], 16),
+            card_trans_no=intent["offline_atc"],
             tac=proof[1].hex().upper() if proof else "",
             balance_before_fen=_purse(intent.get("balance_before")),
             special_case=record.get("special_case") or "grey_completed",
@@ -518,6 +519,7 @@ def _purchase_fields(result: ops.PurchaseResult) -> dict[str, Any]:
         "amount_fen": result.amount,
         "trans_type": result.trans_type,
         "terminal_trans_seq": int.from_bytes(result.terminal_seq, "big"),
+        "card_trans_no": result.offline_atc,
         "tac": result.tac.hex().upper(),
         "balance_before_fen": _purse(result.balance_before),
     }
