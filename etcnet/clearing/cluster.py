@@ -95,24 +95,30 @@ def run_day(spark: SparkSession) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The splitting as a Spark job over Parquet files:
+    """The clearing day as a Spark job over Parquet files — the inputs the center's
+    extract writes (`records`, `trip_routes`, `interval_fees`), every result of
+    `definitions.RESULTS` written as `<out>/<name>.parquet`:
 
         spark-submit --master spark://host:7077 etcnet/clearing/cluster.py \\
-            --trips hdfs:///clearing/2026-12-02/trips.parquet \\
-            --intervals hdfs:///clearing/2026-12-02/trip_intervals.parquet \\
-            --out hdfs:///clearing/2026-12-02/splits.parquet
+            --records hdfs:///clearing/2026-12-02/records.parquet \\
+            --routes hdfs:///clearing/2026-12-02/trip_routes.parquet \\
+            --fees hdfs:///clearing/2026-12-02/interval_fees.parquet \\
+            --out hdfs:///clearing/2026-12-02/results
 
     or `python -m etcnet.clearing.cluster … --local 2` on one machine."""
     parser = argparse.ArgumentParser(
-        prog="etcnet.clearing.cluster", description="The clearing day's splitting on Spark."
+        prog="etcnet.clearing.cluster", description="The clearing day on Spark."
     )
-    parser.add_argument("--trips", required=True, help="Parquet of trips(trip_id, payable_fen)")
+    parser.add_argument("--records", required=True, help="Parquet of the day's records")
+    parser.add_argument("--routes", required=True, help="Parquet of trip_routes")
+    parser.add_argument("--fees", required=True, help="Parquet of interval_fees")
+    parser.add_argument("--out", required=True, help="folder the results' Parquet go to")
     parser.add_argument(
-        "--intervals",
-        required=True,
-        help="Parquet of trip_intervals(trip_id, position, interval_id, owner_id, fee_fen)",
+        "--clock-limit-ms",
+        type=int,
+        default=300_000,
+        help="a lane clock off by more than this is held (code 16); default 300000",
     )
-    parser.add_argument("--out", required=True, help="where the splits' Parquet is written")
     parser.add_argument(
         "--local",
         type=int,
@@ -130,11 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         spark = SparkSession.builder.appName("etcnet-clearing").getOrCreate()
     try:
-        spark.read.schema(TRIP_SCHEMA).parquet(args.trips).createOrReplaceTempView("trips")
-        spark.read.schema(INTERVAL_SCHEMA).parquet(args.intervals).createOrReplaceTempView(
-            "trip_intervals"
+        for name, schema, path in (
+            ("records", RECORD_SCHEMA, args.records),
+            ("trip_routes", ROUTE_SCHEMA, args.routes),
+            ("interval_fees", FEE_SCHEMA, args.fees),
+        ):
+            spark.read.schema(schema).parquet(path).createOrReplaceTempView(name)
+        spark.createDataFrame([(args.clock_limit_ms,)], PARAM_SCHEMA).createOrReplaceTempView(
+            "params"
         )
-        split(spark).write.mode("overwrite").parquet(args.out)
+        run_day(spark)
+        for name in definitions.RESULTS:
+            spark.table(name).write.mode("overwrite").parquet(f"{args.out}/{name}.parquet")
     finally:
         if ours:
             spark.stop()

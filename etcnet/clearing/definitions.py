@@ -221,13 +221,11 @@ RECORD_COLUMNS: Columns = (
 )
 PARAM_COLUMNS: Columns = (("clock_limit_ms", "BIGINT"),)
 
-_ROUTED = "(SELECT DISTINCT trip_id FROM trip_routes)"
-_UNPRICED_TRIPS = "(SELECT DISTINCT trip_id FROM unpriced)"
-
 #: Each record's verdict: `hold_code` (a §6.2 code, first found wins) and
 #: `state` — `held` (遗留, until its dispute is resolved), `sent` (another
 #: issuer's card: cleared through the national center, paid once accepted) or
-#: `cleared` (split today). Records carried in (2) were checked when they came.
+#: `cleared` (split today). Records carried in (2) were checked when they came;
+#: one whose route cannot be split (its tariff changed meanwhile) is held again.
 CHECKED = f"""
 WITH marked AS (
     SELECT
@@ -241,16 +239,19 @@ WITH marked AS (
                           THEN 1 ELSE 0 END
                  ORDER BY r.trip_id)
              ELSE 1 END AS copy,
-        CASE WHEN r.trip_id IN {_UNPRICED_TRIPS} THEN 1
-             WHEN r.payable_fen <> 0 AND r.trip_id NOT IN {_ROUTED} THEN 1
+        CASE WHEN u.trip_id IS NOT NULL THEN 1
+             WHEN r.payable_fen <> 0 AND g.trip_id IS NULL THEN 1
              ELSE 0 END AS unsplittable
     FROM records r
+    LEFT JOIN (SELECT DISTINCT trip_id FROM unpriced) u ON u.trip_id = r.trip_id
+    LEFT JOIN (SELECT DISTINCT trip_id FROM trip_routes) g ON g.trip_id = r.trip_id
 ),
 coded AS (
     SELECT
         m.*,
         CASE
-            WHEN m.carried = 2 THEN CAST(NULL AS INT)
+            WHEN m.carried = 2 AND m.unsplittable = 0 THEN CAST(NULL AS INT)
+            WHEN m.carried = 2 THEN 6
             WHEN m.dispute_code IS NOT NULL THEN m.dispute_code
             WHEN m.copy > 1 OR m.seen_before = 1 THEN 2
             WHEN ABS(m.clock_offset_ms) > (SELECT clock_limit_ms FROM params) THEN 16

@@ -311,9 +311,13 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
             FROM checked WHERE carried < 2
         ) TO '{entries}' (FORMAT csv, HEADER false)"""
     )
-    carried = [
-        int(trip) for (trip,) in con.sql("SELECT trip_id FROM checked WHERE carried = 2").fetchall()
-    ]
+    carried = {
+        (str(state), code): [int(t) for t in trips]
+        for state, code, trips in con.sql(
+            "SELECT state, hold_code, list(trip_id) FROM checked WHERE carried = 2"
+            " GROUP BY state, hold_code"
+        ).fetchall()
+    }
     figures = con.sql(
         "SELECT station_id, card_network, payment_type, vehicle_class, flow, state, hold_code,"
         " carried, trips, fee_fen, discount_fen, payable_fen FROM figures"
@@ -337,11 +341,14 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
              "payable_fen"),
             entries,
         )  # fmt: skip
-        # Carried in, they are cleared today (`CHECKED` holds none of them again).
-        for at in range(0, len(carried), 1000):
-            ClearingEntry.objects.filter(transaction_id__in=carried[at : at + 1000]).update(
-                state=EntryState.CLEARED, cleared_on=day
-            )
+        # Carried in: cleared today (or, a route no longer splittable, held again).
+        for (state, code), trips in carried.items():
+            for at in range(0, len(trips), 1000):
+                ClearingEntry.objects.filter(transaction_id__in=trips[at : at + 1000]).update(
+                    state=state,
+                    hold_code=code,
+                    cleared_on=day if state == EntryState.CLEARED else None,
+                )
         bulk.append_rows(
             DayFigure,
             ("day_id", "station_id", "card_network", "payment_type", "vehicle_class", "flow",

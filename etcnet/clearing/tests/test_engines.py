@@ -8,7 +8,13 @@ import shutil
 import pytest
 
 from etcnet.clearing import cluster, definitions, embedded
-from etcnet.clearing.tests.days import generated_day, load_duckdb
+from etcnet.clearing.tests.days import (
+    CLOCK_LIMIT_MS,
+    generated_day,
+    generated_records,
+    load,
+    load_duckdb,
+)
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("java") is None, reason="no Java runtime (make java-deps)"),
@@ -45,23 +51,72 @@ def test_duckdb_and_spark_split_a_generated_day_identically(spark, tmp_path):
     assert totals == payable
 
 
-def test_the_spark_job_splits_parquet_files_as_duckdb_does(spark, tmp_path):
-    # The day's inputs leave the embedded engine as Parquet, as a day is handed
-    # to a cluster; the job (what spark-submit runs) writes the splits as Parquet.
-    trip_rows, interval_rows = generated_day(300, seed=7)
+def _load_day(con, folder, records, routes, fees) -> None:
+    load(con, folder, "records", definitions.RECORD_COLUMNS, records)
+    load(con, folder, "trip_routes", definitions.ROUTE_COLUMNS, routes)
+    load(con, folder, "interval_fees", definitions.FEE_COLUMNS, fees)
+    con.execute(f"CREATE TABLE params ({definitions.ddl(definitions.PARAM_COLUMNS)})")
+    con.execute("INSERT INTO params VALUES (?)", [CLOCK_LIMIT_MS])
+
+
+def _rows(relation) -> list[tuple]:
+    return sorted(tuple(row) for row in relation)
+
+
+def test_duckdb_and_spark_run_a_generated_clearing_day_identically(spark, tmp_path):
+    records, routes, fees = generated_records(3_000, seed=20261203)
     con = embedded.connect()
-    load_duckdb(con, tmp_path, trip_rows, interval_rows)
-    for name in ("trips", "trip_intervals"):
+    _load_day(con, tmp_path, records, routes, fees)
+    embedded.run_day(con)
+
+    # Handed over as a cluster gets a day: Parquet, written by the embedded engine.
+    for name, schema in (
+        ("records", cluster.RECORD_SCHEMA),
+        ("trip_routes", cluster.ROUTE_SCHEMA),
+        ("interval_fees", cluster.FEE_SCHEMA),
+    ):
         con.execute(f"COPY {name} TO '{tmp_path / name}.parquet' (FORMAT parquet)")
-    out = tmp_path / "splits.parquet"
+        spark.read.schema(schema).parquet(
+            str(tmp_path / f"{name}.parquet")
+        ).createOrReplaceTempView(name)
+    spark.createDataFrame([(CLOCK_LIMIT_MS,)], cluster.PARAM_SCHEMA).createOrReplaceTempView(
+        "params"
+    )
+    cluster.run_day(spark)
+
+    for name in definitions.RESULTS:
+        by_duckdb = _rows(con.sql(f"SELECT * FROM {name}").fetchall())
+        by_spark = _rows(spark.table(name).collect())
+        assert by_spark == by_duckdb, name
+    # The day is not trivial: every state and several codes, all adding up.
+    states = dict(con.sql("SELECT state, COUNT(*) FROM checked GROUP BY state").fetchall())
+    assert set(states) == {"cleared", "held", "sent"}
+    codes = {c for (c,) in con.sql("SELECT DISTINCT hold_code FROM checked").fetchall()}
+    assert {1, 2, 3, 6, 10, 16} <= codes
+    assert con.sql("SELECT * FROM missplit").fetchall() == []
+
+
+def test_the_spark_job_runs_the_day_over_parquet_files_as_duckdb_does(spark, tmp_path):
+    # The day's inputs leave the embedded engine as Parquet, as a day is handed to a
+    # cluster; the job (what spark-submit runs) writes every result as Parquet.
+    records, routes, fees = generated_records(400, seed=7)
+    con = embedded.connect()
+    _load_day(con, tmp_path, records, routes, fees)
+    for name in ("records", "trip_routes", "interval_fees"):
+        con.execute(f"COPY {name} TO '{tmp_path / name}.parquet' (FORMAT parquet)")
+    out = tmp_path / "results"
 
     assert (
         cluster.main(
             [
-                "--trips",
-                str(tmp_path / "trips.parquet"),
-                "--intervals",
-                str(tmp_path / "trip_intervals.parquet"),
+                "--records",
+                str(tmp_path / "records.parquet"),
+                "--routes",
+                str(tmp_path / "trip_routes.parquet"),
+                "--fees",
+                str(tmp_path / "interval_fees.parquet"),
+                "--clock-limit-ms",
+                str(CLOCK_LIMIT_MS),
                 "--out",
                 str(out),
                 "--local",
@@ -71,7 +126,7 @@ def test_the_spark_job_splits_parquet_files_as_duckdb_does(spark, tmp_path):
         == 0
     )
 
-    by_job = con.sql(
-        f"SELECT * FROM read_parquet('{out}/*.parquet') ORDER BY trip_id, position"
-    ).fetchall()
-    assert by_job == embedded.split(con).order("trip_id, position").fetchall()
+    embedded.run_day(con)
+    for name in definitions.RESULTS:
+        by_job = con.sql(f"SELECT * FROM read_parquet('{out}/{name}.parquet/*.parquet')")
+        assert _rows(by_job.fetchall()) == _rows(con.sql(f"SELECT * FROM {name}").fetchall())
