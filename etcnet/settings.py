@@ -308,6 +308,11 @@ ETCNET_LIST_KEEP_DAYS = env_int("ETCNET_LIST_KEEP_DAYS", 7)
 # lane clock offset beyond which a record is held (code 16).
 ETCNET_CLEARING_LATE_DAYS = env_int("ETCNET_CLEARING_LATE_DAYS", 90)
 ETCNET_CLEARING_CLOCK_LIMIT_MS = env_int("ETCNET_CLEARING_CLOCK_LIMIT_MS", 300_000)
+# The exchange with the national center (docs/clearing-packages.md): our sender id and
+# theirs (16 hex digits each), and our id as the service provider (收费方) of our roads.
+ETCNET_CLEARING_SENDER_ID = env_str("ETCNET_CLEARING_SENDER_ID", "0000000000006101")
+ETCNET_NATIONAL_CENTER_ID = env_str("ETCNET_NATIONAL_CENTER_ID", "0000000000000001")
+ETCNET_SERVICE_PROVIDER_ID = env_str("ETCNET_SERVICE_PROVIDER_ID", "6101")
 ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)

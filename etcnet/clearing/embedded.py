@@ -49,7 +49,8 @@ def load_csv(
     types = ", ".join(f"'{column}': '{kind}'" for column, kind in columns)
     con.execute(
         f"CREATE OR REPLACE TABLE {name} AS SELECT *"
-        f" FROM read_csv(?, header = false, nullstr = ?, columns = {{{types}}})",
+        " FROM read_csv(?, header = false, auto_detect = false, nullstr = ?,"
+        f" delim = ',', quote = '\"', escape = '\"', columns = {{{types}}})",
         [str(path), NULL],
     )
 

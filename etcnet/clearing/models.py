@@ -194,3 +194,93 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day_id} {self.kind} {self.counterparty_id}: {self.net_fen}"
+
+
+class ExchangeDirection(models.TextChoices):
+    OUT = "out", _("Sent")
+    IN = "in", _("Received")
+
+
+class ExchangeKind(models.TextChoices):
+    TRANSACTIONS = "transactions", _("Transaction package (原始交易包)")
+    ACCOUNTING = "accounting", _("Accounting result (记账处理)")
+    SUMMARY = "summary", _("Clearing summary (清分统计)")
+
+
+class ExchangeFile(models.Model):
+    """A §6.2 message exchanged with the national center as a file
+    (docs/clearing-packages.md), kept under ETCNET_DATA_DIR/clearing/exchange/."""
+
+    direction = models.CharField(max_length=3, choices=ExchangeDirection.choices)
+    kind = models.CharField(max_length=12, choices=ExchangeKind.choices)
+    day = models.ForeignKey(
+        ClearingDay, null=True, blank=True, on_delete=models.PROTECT, related_name="exchange"
+    )
+    clear_target_date = models.DateField()
+    sender_id = models.CharField(max_length=16)
+    receiver_id = models.CharField(max_length=16)
+    message_id = models.BigIntegerField()  # the header's
+    body_message_id = models.BigIntegerField()  # the package it is or answers
+    issuer_id = models.CharField(max_length=32, blank=True)
+    service_provider_id = models.CharField(max_length=32, blank=True)
+    name = models.CharField(max_length=200)  # the file, relative to the exchange folder
+    sha256 = models.CharField(max_length=64)
+    count = models.PositiveIntegerField()
+    amount_fen = models.BigIntegerField()
+    disputed_count = models.PositiveIntegerField(default=0)
+    # What the center found: "" (agreed) or why not, e.g. a summary that disagrees.
+    finding = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["direction", "kind", "sender_id", "message_id"],
+                name="exchange_file_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IncomingTransaction(models.Model):
+    """Flow 3: one of our cards charged on another province's road, received in a
+    transaction package, verified here (TAC, card, duplicates) and charged to its
+    purse or debit account when accepted (`result` empty); the national center
+    is owed it, settled on the clearing day that takes it (`cleared_on`)."""
+
+    package = models.ForeignKey(ExchangeFile, on_delete=models.PROTECT, related_name="incoming")
+    trans_id = models.PositiveIntegerField()
+    card_no = models.CharField(max_length=20)
+    card_type = models.PositiveSmallIntegerField()  # 22 / 23
+    card_trans_no = models.PositiveIntegerField()
+    time = models.DateTimeField()
+    fee_fen = models.BigIntegerField()
+    service_provider_id = models.CharField(max_length=32)
+    exit_station = models.CharField(max_length=64, blank=True)
+    plate = models.CharField(max_length=32, blank=True)
+    result = models.PositiveSmallIntegerField(null=True, blank=True)  # §6.2 code, None: accepted
+    reason = models.CharField(max_length=200, blank=True)
+    payer = models.CharField(max_length=60, blank=True)  # the ledger account charged
+    bank = models.CharField(max_length=60, blank=True)  # a debit card's account's bank
+    cleared_on = models.ForeignKey(
+        ClearingDay, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["package", "trans_id"], name="incoming_once"),
+        ]
+        indexes = [
+            models.Index(fields=["card_no", "card_trans_no"], name="incoming_card_debit"),
+            models.Index(
+                fields=["result"],
+                condition=Q(result__isnull=True, cleared_on__isnull=True),
+                name="incoming_to_clear",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.package_id}#{self.trans_id}"

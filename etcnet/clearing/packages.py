@@ -69,6 +69,7 @@ __all__ = [
     "TransactionPackage",
     "Validation",
     "build_packages",
+    "check_transaction",
     "chunk",
     "read",
     "validate",
@@ -514,6 +515,13 @@ def _check_transaction(t: Transaction, path: str) -> None:
             f"expected 1-4, 11-16 or 21-26, got {_shown(t.vehicle_type)}",
         )
     _member(Algorithm, t.algorithm, f"{path}/AlgorithmIdentifier")
+
+
+def check_transaction(t: Transaction) -> None:
+    """Raises `PackageError` when a package could not carry `t` (before one is built)."""
+    if not isinstance(t, Transaction):
+        raise PackageError("Transaction", f"expected a Transaction, got {_shown(t)}")
+    _check_transaction(t, "Transaction")
 
 
 def _check_package(package: TransactionPackage) -> None:

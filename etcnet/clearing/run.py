@@ -46,7 +46,7 @@ from django.utils import timezone
 
 from etcnet.cards import ledger
 from etcnet.cards.models import EntryKind
-from etcnet.clearing import definitions, embedded, extract
+from etcnet.clearing import definitions, embedded, exchange, extract
 from etcnet.clearing.models import (
     ClearingDay,
     ClearingEntry,
@@ -367,10 +367,21 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
              "trips", "fee_fen", "amount_fen"),
             [(day.pk, *row) for row in shares],
         )  # fmt: skip
+        # Flow 3, our cards elsewhere: charged when their package was taken.
+        netted: dict[tuple[str, str], list[int]] = {}
+        for kind, party, receivable, payable, _ in positions:
+            netted[(kind, party)] = [receivable, payable]
+        for kind, party, receivable, payable in exchange.incoming_positions(locked):
+            sums = netted.setdefault((kind, party), [0, 0])
+            sums[0] += receivable
+            sums[1] += payable
         bulk.append_rows(
             Position,
             ("day_id", "kind", "counterparty_id", "receivable_fen", "payable_fen", "net_fen"),
-            [(day.pk, *row) for row in positions],
+            [
+                (day.pk, kind, party, receivable, payable, receivable - payable)
+                for (kind, party), (receivable, payable) in sorted(netted.items())
+            ],
         )
         entry_id = None
         if postings:

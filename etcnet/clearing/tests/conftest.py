@@ -7,6 +7,19 @@ import pytest
 
 from etcnet.clearing import cluster
 
+# The tolling fixtures: a terminal at the demo network's station, an issued card
+# with 100.00 and the key vault they need; the bare lane terminal of the store's
+# tests. (Imported here, they are the clearing tests' fixtures too.)
+from etcnet.tolling.tests.conftest import (  # noqa: F401
+    _vault,
+    approved,
+    card,
+    stock,
+    terminal,
+    tianjin,
+)
+from etcnet.tolling.tests.test_partitions import lane_terminal  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:

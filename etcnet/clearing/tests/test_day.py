@@ -23,7 +23,6 @@ from etcnet.clearing.tests.store import VERSION, exit_, local, route, tariff
 from etcnet.core.models import AuditEvent
 from etcnet.network.models import Node
 from etcnet.tolling.models import Terminal
-from etcnet.tolling.tests.test_partitions import lane_terminal  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +31,7 @@ NEXT = DAY + dt.timedelta(days=1)
 
 
 @pytest.fixture
-def small_day(lane_terminal):  # noqa: F811  (the fixture imported above)
+def small_day(lane_terminal):
     """Owners A, B, C on G1 (30.00), G2 (25.00), G3 (20.25) for class 1."""
     tariff(
         VERSION,
@@ -169,7 +168,7 @@ def test_a_closed_day_run_again_changes_nothing(small_day):
     ]
 
 
-def test_a_record_arriving_after_close_is_an_adjustment_of_the_next_day(small_day, lane_terminal):  # noqa: F811
+def test_a_record_arriving_after_close_is_an_adjustment_of_the_next_day(small_day, lane_terminal):
     run.run_day(DAY)
     closed = list(Position.objects.filter(day__date=DAY).values_list("kind", "net_fen"))
     # An exit of the 2nd over G3 that reaches the center only now: 20.25 less 1.01.
@@ -196,7 +195,7 @@ def test_days_close_in_order(small_day):
     assert JobRun.objects.get(day__date=NEXT).status == "failed"
 
 
-def test_an_open_road_exit_goes_to_the_owner_of_the_road_to_its_station(lane_terminal):  # noqa: F811
+def test_an_open_road_exit_goes_to_the_owner_of_the_road_to_its_station(lane_terminal):
     station = Node.objects.get(node_id="S1201005")
     tariff(VERSION, {"G7": ("D", 1000), "G8": ("E", 500)},
            effective_at=local(DAY, 0) - dt.timedelta(days=1), to=station.node_id)  # fmt: skip

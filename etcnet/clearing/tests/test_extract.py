@@ -11,7 +11,6 @@ import pytest
 from etcnet.clearing import definitions, embedded, extract
 from etcnet.clearing.models import ClearingDay, ClearingEntry
 from etcnet.clearing.tests.store import VERSION, exit_, local, route, tariff
-from etcnet.tolling.tests.test_partitions import lane_terminal  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +27,7 @@ def selection(since: dt.datetime | None = None) -> extract.Selection:
 
 
 def test_the_runs_records_leave_the_database_and_split_among_the_owners(
-    lane_terminal,  # noqa: F811  (the fixture imported above)
+    lane_terminal,
     tmp_path,
 ):
     terminal = lane_terminal
@@ -90,7 +89,7 @@ def test_the_runs_records_leave_the_database_and_split_among_the_owners(
 
 
 def test_a_late_record_received_before_the_last_cutoff_is_not_taken_twice(
-    lane_terminal,  # noqa: F811
+    lane_terminal,
     tmp_path,
 ):
     exit_(lane_terminal, 1, START - dt.timedelta(hours=2), received_at=START)

@@ -1,19 +1,22 @@
 """`etcnet clearing run --date YYYY-MM-DD`: the clearing day's run (idempotent: a
 closed day's run changes nothing); `etcnet clearing runs [--date D]`: the job-run
 log; `etcnet clearing runs --crashed ID`: mark a run whose process died on
-another host (docs/clearing.md)."""
+another host; `etcnet clearing export --date D --out DIR`: a closed day's
+transaction packages for the national center; `etcnet clearing import FILE…`:
+the national center's files (docs/clearing.md, docs/clearing-packages.md)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from etcnet.clearing import run
+from etcnet.clearing import exchange, run
 from etcnet.clearing.models import JobRun, RunStatus
 from etcnet.core import audit
 
@@ -35,11 +38,20 @@ class Command(BaseCommand):
         runs = sub.add_parser("runs", help="the job-run log")
         runs.add_argument("--date", help="only this day's runs")
         runs.add_argument("--crashed", type=int, metavar="ID", help="mark run ID crashed")
+        out = sub.add_parser("export", help="a closed day's packages for the national center")
+        out.add_argument("--date", required=True, help="the clearing day, YYYY-MM-DD")
+        out.add_argument("--out", required=True, help="the folder the files are copied to")
+        imp = sub.add_parser("import", help="files from the national center (§6.2)")
+        imp.add_argument("files", nargs="+")
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = int(options["verbosity"])
         if options["action"] == "run":
             self._run(_date(options["date"]))
+        elif options["action"] == "export":
+            self._export(_date(options["date"]), Path(options["out"]))
+        elif options["action"] == "import":
+            self._import([Path(f) for f in options["files"]])
         elif options["crashed"] is not None:
             self._crashed(options["crashed"])
         else:
@@ -67,6 +79,37 @@ class Command(BaseCommand):
             f" {counts.get('sent', 0):,} sent, {counts.get('late', 0):,} late;"
             f" payable {counts.get('payable_fen', 0) / 100:,.2f} yuan split among the owners"
         )
+
+    def _export(self, date: dt.date, out: Path) -> None:
+        try:
+            written = exchange.export_day(date, out)
+        except exchange.ExchangeError as error:
+            raise CommandError(str(error)) from None
+        for path in written:
+            self.stdout.write(str(path))
+        self.stdout.write(f"{len(written)} package file(s) of {date} in {out}")
+
+    def _import(self, files: list[Path]) -> None:
+        failed = 0
+        for path in files:
+            # One bad file never stops the others: each is taken or refused alone.
+            try:
+                taken = exchange.import_file(path)
+            except exchange.ExchangeError as error:
+                failed += 1
+                self.stderr.write(f"refused {error}")
+                continue
+            file = taken.file
+            said = "taken" if taken.created else "already taken, nothing changed"
+            self.stdout.write(
+                f"{path.name}: {file.get_kind_display()} {file.message_id} {said};"
+                f" {file.count} records, {file.amount_fen / 100:,.2f} yuan,"
+                f" {file.disputed_count} disputed"
+                + (f"; {file.finding}" if file.finding else "")
+                + (f"; our answer {taken.answer}" if taken.answer else "")
+            )
+        if failed:
+            raise CommandError(f"{failed} of {len(files)} file(s) refused")
 
     def _runs(self, date: dt.date | None) -> None:
         jobs = JobRun.objects.select_related("day")
