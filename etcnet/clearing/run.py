@@ -150,7 +150,7 @@ def _mark_crashed(day: ClearingDay) -> JobRun | None:
         if job.host != here:
             raise ClearingError(
                 f"a run of {day.date} is running on {job.host} (process {job.pid});"
-                " if it is gone, mark it with `etcnet clearing runs --crashed {job.pk}`"
+                f" if it is gone, mark it with `etcnet clearing runs --crashed {job.pk}`"
             )
         job.status, job.finished_at = RunStatus.CRASHED, timezone.now()
         job.error = job.error or f"found running at step {job.step!r}, its process gone"
@@ -285,8 +285,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             (SELECT COALESCE(SUM(amount_fen), 0) FROM splits)
         FROM checked
         """
-    ).fetchone()
-    assert row is not None
+    ).fetchall()[0]
     names = ("records", "cleared", "held", "sent", "late", "carried", "payable_fen", "split_fen")
     return dict(zip(names, (int(v) for v in row), strict=True))
 

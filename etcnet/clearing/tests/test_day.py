@@ -4,8 +4,10 @@ split, position and posting below is computed by hand."""
 from __future__ import annotations
 
 import datetime as dt
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from etcnet.cards import ledger
@@ -205,3 +207,56 @@ def test_an_open_road_exit_goes_to_the_owner_of_the_road_to_its_station(lane_ter
     run.run_day(DAY)
 
     assert list(OwnerShare.objects.values_list("owner_id", "amount_fen")) == [("E", 950)]
+
+
+class _Killed(BaseException):
+    """The process dying mid-run (not an error the run could note)."""
+
+
+def test_a_run_killed_mid_way_is_marked_crashed_and_the_next_run_resumes(small_day, lane_terminal):
+    def die_at_compute(message: str) -> None:
+        if message == "compute":
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run.run_day(DAY, progress=die_at_compute)
+    crashed = JobRun.objects.get()
+    assert (crashed.status, crashed.step, ClearingDay.objects.get(date=DAY).status) == (
+        "running",
+        "compute",
+        "open",
+    )
+    assert not ClearingEntry.objects.exists()
+    # A record arriving after the crashed run read the store: the next day's.
+    after = exit_(lane_terminal, 11, local(DAY, 21), received_at=timezone.now())
+
+    said: list[str] = []
+    resumed = run.run_day(DAY, progress=said.append)
+
+    crashed.refresh_from_db()
+    assert crashed.status == "crashed"
+    assert "its process gone" in crashed.error
+    assert (resumed.status, resumed.counts["resumed_from"]) == ("succeeded", crashed.pk)
+    assert any(m.startswith(f"resuming from run {crashed.pk}") for m in said)
+    assert ClearingEntry.objects.count() == len(small_day)
+    run.run_day(NEXT)
+    assert ClearingEntry.objects.get(transaction_id=after.pk).late is True
+
+
+def test_the_command_runs_a_day_once_and_names_a_bad_date(small_day):
+    out = StringIO()
+    call_command("clearing", "run", "--date", "2026-12-02", stdout=out)
+    call_command("clearing", "run", "--date", "2026-12-02", stdout=out)
+    call_command("clearing", "runs", stdout=out)
+
+    first, second = JobRun.objects.order_by("pk").values_list("pk", flat=True)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(
+        f"2026-12-02 closed (run {first}): 5 records, 2 cleared, 2 held, 1 sent"
+    )
+    assert "101.49 yuan" in lines[0]
+    assert lines[1] == f"2026-12-02 is closed: nothing changed (run {second})"
+    assert "unchanged" in lines[2]
+    assert "succeeded" in lines[3]
+    with pytest.raises(CommandError, match="--date '2026-13-01' is not a date"):
+        call_command("clearing", "run", "--date", "2026-13-01")
