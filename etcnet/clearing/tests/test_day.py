@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from etcnet.cards import ledger
 from etcnet.cards.models import JournalEntry
-from etcnet.clearing import run
+from etcnet.clearing import run, services
 from etcnet.clearing.models import (
     ClearingDay,
     ClearingEntry,
@@ -22,6 +22,7 @@ from etcnet.clearing.models import (
     Position,
 )
 from etcnet.clearing.tests.store import VERSION, exit_, local, route, tariff
+from etcnet.core.errors import Conflict, InvalidInput
 from etcnet.core.models import AuditEvent
 from etcnet.network.models import Node
 from etcnet.tolling.models import Terminal
@@ -260,3 +261,29 @@ def test_the_command_runs_a_day_once_and_names_a_bad_date(small_day):
     assert "succeeded" in lines[3]
     with pytest.raises(CommandError, match="--date '2026-13-01' is not a date"):
         call_command("clearing", "run", "--date", "2026-13-01")
+
+
+def test_a_held_record_resolved_to_pay_is_cleared_on_the_day_of_its_resolution(small_day, operator):
+    run.run_day(DAY)
+    duplicate = small_day["duplicate"].pk
+    with pytest.raises(InvalidInput):
+        services.resolve_held(duplicate, pay=True, note=" ", actor=operator)
+    with pytest.raises(Conflict):
+        services.resolve_held(small_day["own"].pk, pay=True, note="paid", actor=operator)
+
+    # The operator finds the "duplicate" was a second, real debit: it is paid.
+    services.resolve_held(duplicate, pay=True, note="a second debit, see the card log",
+                          actor=operator)  # fmt: skip
+    services.resolve_held(small_day["tac"].pk, pay=False, note="no proof", actor=operator)
+    run.run_day(NEXT)
+
+    entry = ClearingEntry.objects.get(transaction_id=duplicate)
+    assert (entry.day.date, entry.state, entry.cleared_on.date) == (DAY, "cleared", NEXT)
+    assert ClearingEntry.objects.get(transaction_id=small_day["tac"].pk).state == "written_off"
+    assert {
+        (p.kind, p.counterparty_id): p.net_fen for p in Position.objects.filter(day__date=NEXT)
+    } == {("owner", "A"): -2850, ("owner", "B"): -2375, ("owner", "C"): -1924,
+          ("purses", ""): 7149}  # fmt: skip
+    carried = DayFigure.objects.get(day__date=NEXT)
+    assert (carried.carried, carried.state, carried.payable_fen) == (True, "cleared", 7149)
+    assert AuditEvent.objects.filter(action="clearing.held_resolved").count() == 2
