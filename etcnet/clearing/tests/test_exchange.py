@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from etcnet.cards import devices, ledger
 from etcnet.cards.models import CardUnit
-from etcnet.clearing import exchange, packages, run
+from etcnet.clearing import exchange, packages, run, simulated
 from etcnet.clearing.models import ClearingEntry, ExchangeFile, IncomingTransaction, Position
 from etcnet.clearing.tests.store import VERSION, exit_, local, route, tariff
 from etcnet.tolling.tests.test_ingest import EXIT, purchase
@@ -180,3 +180,23 @@ def test_our_card_charged_elsewhere_is_verified_charged_and_answered(
     run.run_day(DAY)
     assert positions(DAY) == {("purses", ""): 2_000, ("national_center", ""): -2_000}
     assert IncomingTransaction.objects.get(trans_id=1).cleared_on.date == DAY
+
+
+def test_the_simulated_national_center_answers_and_its_summary_is_compared(foreign_day, tmp_path):
+    (path,) = exchange.export_day(DAY, tmp_path)
+    accounting = simulated.answer(path.read_bytes(), message_id=1, dispute=lambda t: None)
+    (tmp_path / "a.xml").write_bytes(accounting)
+    exchange.import_file(tmp_path / "a.xml")
+    when = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC)
+
+    agreed = simulated.summary([accounting], message_id=2, issuer_id="3201", process_time=when)
+    (tmp_path / "s.xml").write_bytes(agreed)
+    taken = exchange.import_file(tmp_path / "s.xml").file
+    assert (taken.kind, taken.count, taken.amount_fen, taken.finding) == ("summary", 2, 4750, "")
+
+    wrong = packages.read(simulated.summary([accounting], message_id=3, issuer_id="3201",
+                                            process_time=when))  # fmt: skip
+    (tmp_path / "w.xml").write_bytes(packages.write(dataclasses.replace(wrong, amount_fen=4751)))
+    disagreed = exchange.import_file(tmp_path / "w.xml").file
+    assert disagreed.finding.startswith("清分统计对帐失败")
+    assert ClearingEntry.objects.filter(state="accepted").count() == 2
