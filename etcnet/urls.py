@@ -17,6 +17,7 @@ urlpatterns = [
     path("tolling/", include("etcnet.tolling.urls")),
     path("lists/", include("etcnet.lists.urls")),
     path("plates/", include("etcnet.plates.urls")),
+    path("clearing/", include("etcnet.clearing.urls")),
     path("captcha/", include("captcha.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
