@@ -72,7 +72,7 @@ def totals(day: ClearingDay) -> Table:
     table = Table(
         "totals",
         _("The day's totals"),
-        [Column("key", _("Total")), Column("count", _("Count"), COUNT, {})],
+        [Column("key", _("Figure")), Column("count", _("Count"), COUNT, {})],
     )
     for key, label, what in (
         ("records", _("Records taken or carried in"), {"what": "all"}),
@@ -96,7 +96,7 @@ def money(day: ClearingDay) -> Table:
     table = Table(
         "money",
         _("The day's money"),
-        [Column("key", _("Total")), Column("amount", _("Amount"), YUAN, {"what": "cleared"})],
+        [Column("key", _("Figure")), Column("amount", _("Amount"), YUAN, {"what": "cleared"})],
     )
     period = {"period": day.date.isoformat()}
     table.rows.append(

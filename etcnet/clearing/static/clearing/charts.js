@@ -15,7 +15,7 @@
         data: set.data.map(Number),
         backgroundColor: color,
         borderColor: color,
-        tension: 0.2,
+        tension: 0,
       };
     });
     var chart = new Chart(canvas, {
