@@ -292,15 +292,16 @@ WHERE c.state = 'cleared' AND COALESCE(s.split_fen, 0) <> c.payable_fen
 """
 
 #: The day's figures for the reports: records by station, issuer (network),
-#: payment type, class, flow, state, the code held for and whether late.
+#: payment type, class, debit card's bank, flow, state, the code held for and
+#: whether late or carried in.
 FIGURES = """
 SELECT
-    station_id, card_network, payment_type, vehicle_class, flow, state,
+    station_id, card_network, payment_type, vehicle_class, bank, flow, state,
     COALESCE(hold_code, 0) AS hold_code, carried,
     COUNT(*) AS trips, SUM(fee_fen) AS fee_fen, SUM(discount_fen) AS discount_fen,
     SUM(payable_fen) AS payable_fen
 FROM checked
-GROUP BY station_id, card_network, payment_type, vehicle_class, flow, state,
+GROUP BY station_id, card_network, payment_type, vehicle_class, bank, flow, state,
     COALESCE(hold_code, 0), carried
 """
 

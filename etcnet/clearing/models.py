@@ -97,6 +97,10 @@ class ClearingEntry(models.Model):
     flow = models.PositiveSmallIntegerField(choices=Flow.choices)
     state = models.CharField(max_length=12, choices=EntryState.choices)
     hold_code = models.PositiveSmallIntegerField(null=True, blank=True)  # §6.2
+    # The verdict as `day` gave it, kept when the entry moves on (a dispute
+    # resolved, an issuer's answer): what that day held and sent stays so.
+    taken_state = models.CharField(max_length=12, choices=EntryState.choices, default="")
+    taken_code = models.PositiveSmallIntegerField(null=True, blank=True)
     late = models.BooleanField(default=False)  # arrived after its own day closed
     payable_fen = models.BigIntegerField()
     # The day it was finally cleared when not `day` (held or sent before).
@@ -127,6 +131,7 @@ class DayFigure(models.Model):
     card_network = models.CharField(max_length=4)
     payment_type = models.PositiveSmallIntegerField()
     vehicle_class = models.PositiveSmallIntegerField()
+    bank = models.CharField(max_length=60, blank=True)  # a debit card's account's bank
     flow = models.PositiveSmallIntegerField(choices=Flow.choices)
     state = models.CharField(max_length=12, choices=EntryState.choices)
     hold_code = models.PositiveSmallIntegerField(default=0)  # 0: not held

@@ -41,11 +41,11 @@ from zoneinfo import ZoneInfo
 import duckdb
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Model, Sum
 from django.utils import timezone
 
 from etcnet.cards import ledger
-from etcnet.cards.models import EntryKind
+from etcnet.cards.models import EntryKind, LedgerAccount
 from etcnet.clearing import definitions, embedded, exchange, extract
 from etcnet.clearing.models import (
     ClearingDay,
@@ -305,7 +305,7 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
     entries = folder / "entries.csv"
     con.execute(
         f"""COPY (
-            SELECT trip_id, exit_time, {day.pk}, flow, state, hold_code,
+            SELECT trip_id, exit_time, {day.pk}, flow, state, hold_code, state, hold_code,
                 CAST(carried = 1 AS INT), payable_fen
             FROM checked WHERE carried < 2
         ) TO '{entries}' (FORMAT csv, HEADER false)"""
@@ -318,8 +318,8 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
         ).fetchall()
     }
     figures = con.sql(
-        "SELECT station_id, card_network, payment_type, vehicle_class, flow, state, hold_code,"
-        " carried, trips, fee_fen, discount_fen, payable_fen FROM figures"
+        "SELECT station_id, card_network, payment_type, vehicle_class, bank, flow, state,"
+        " hold_code, carried, trips, fee_fen, discount_fen, payable_fen FROM figures"
     ).fetchall()
     shares = con.sql(
         "SELECT owner_id, station_id, payment_type, vehicle_class, flow, trips, fee_fen,"
@@ -336,8 +336,8 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
             raise ClearingError(f"{day.date} was closed by another run meanwhile")
         _copy_in(
             ClearingEntry,
-            ("transaction_id", "exit_time", "day_id", "flow", "state", "hold_code", "late",
-             "payable_fen"),
+            ("transaction_id", "exit_time", "day_id", "flow", "state", "hold_code",
+             "taken_state", "taken_code", "late", "payable_fen"),
             entries,
         )  # fmt: skip
         # Carried in: cleared today (or, a route no longer splittable, held again).
@@ -350,14 +350,14 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
                 )
         bulk.append_rows(
             DayFigure,
-            ("day_id", "station_id", "card_network", "payment_type", "vehicle_class", "flow",
-             "state", "hold_code", "late", "carried", "trips", "fee_fen", "discount_fen",
-             "payable_fen"),
+            ("day_id", "station_id", "card_network", "payment_type", "vehicle_class", "bank",
+             "flow", "state", "hold_code", "late", "carried", "trips", "fee_fen",
+             "discount_fen", "payable_fen"),
             [
-                (day.pk, station, network, payment, klass, flow, state, code or 0,
+                (day.pk, station, network, payment, klass, bank, flow, state, code or 0,
                  carried_ == 1, carried_ == 2, trips, fee, discount, payable)
-                for (station, network, payment, klass, flow, state, code, carried_, trips,
-                     fee, discount, payable) in figures
+                for (station, network, payment, klass, bank, flow, state, code, carried_,
+                     trips, fee, discount, payable) in figures
             ],
         )  # fmt: skip
         bulk.append_rows(
@@ -394,6 +394,11 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
                     )
                 ]
             )
+        # 预收通行费: what the purses hold as the day closes (their credit balances).
+        held = LedgerAccount.objects.filter(code__startswith="purse:").aggregate(
+            total=Sum("balance_fen")
+        )["total"]
+        counts["purses_fen"] = -int(held or 0)
         now = timezone.now()
         locked.status, locked.cutoff_at, locked.closed_at = DayStatus.CLOSED, cutoff, now
         locked.journal_entry_id, locked.totals = entry_id, counts

@@ -101,8 +101,9 @@ class Drill:
     """The transactions behind a total: the entries the period's days took
     (`taken`), cleared (`cleared`: their own and carried ones), held or sent,
     or all they touched; narrowed by the transaction's station, issuer, payment
-    type and class, the entry's flow, code and lateness, or a road owner. An
-    entry is listed with its state now (a held one later resolved is cleared)."""
+    type and class, the entry's flow, code and lateness, or a road owner. Held
+    and sent are what the days took as such (`taken_state`), whatever became of
+    them since; an entry is shown with its state now."""
 
     period: Period
     what: str = "all"
@@ -178,7 +179,8 @@ class Drill:
                 Q(day_id__in=days, cleared_on__isnull=True) | Q(cleared_on_id__in=days)
             )
         elif self.what in ("held", "sent"):
-            wanted = taken & Q(state=self.what)
+            # As the day took them: a dispute resolved later stays in its day's list.
+            wanted = taken & Q(taken_state=self.what)
         elif self.what == "taken":
             wanted = taken
         else:
@@ -187,7 +189,8 @@ class Drill:
         if self.flow is not None:
             found = found.filter(flow=self.flow)
         if self.code is not None:
-            found = found.filter(hold_code=self.code)
+            # The code its day held it for (a cleared one: the dispute resolved).
+            found = found.filter(taken_code=self.code)
         if self.late is not None:
             found = found.filter(late=self.late)
         store = TollTransaction.objects.filter(

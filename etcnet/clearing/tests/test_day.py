@@ -138,7 +138,7 @@ def test_a_small_day_is_split_settled_and_closed(small_day):
     assert ledger.balance("owner_payable:A") == -5850  # a credit: the center owes A 58.50
     assert day.totals == {
         "records": 5, "cleared": 2, "held": 2, "sent": 1, "late": 0, "carried": 0,
-        "payable_fen": 10149, "split_fen": 10149,
+        "payable_fen": 10149, "split_fen": 10149, "purses_fen": 0,
     }  # fmt: skip
     held = DayFigure.objects.filter(day=day, state="held")
     assert sorted((f.hold_code, f.trips, f.payable_fen) for f in held) == [
@@ -279,6 +279,8 @@ def test_a_held_record_resolved_to_pay_is_cleared_on_the_day_of_its_resolution(s
 
     entry = ClearingEntry.objects.get(transaction_id=duplicate)
     assert (entry.day.date, entry.state, entry.cleared_on.date) == (DAY, "cleared", NEXT)
+    # As its own day took it, it stays: held for code 2 on the 2nd.
+    assert (entry.taken_state, entry.taken_code, entry.hold_code) == ("held", 2, None)
     assert ClearingEntry.objects.get(transaction_id=small_day["tac"].pk).state == "written_off"
     assert {
         (p.kind, p.counterparty_id): p.net_fen for p in Position.objects.filter(day__date=NEXT)
