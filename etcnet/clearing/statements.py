@@ -145,9 +145,9 @@ def _details(period: Period, kind: str, counterparty_id: str) -> Table | None:
         wanted = cleared & Q(payment_type=tables.STORED_VALUE)
     elif kind == "mobile" and counterparty_id.isdigit():
         wanted = cleared & Q(payment_type=int(counterparty_id))
+    elif kind == "bank":
+        wanted = cleared & Q(payment_type=tables.DEBIT, bank=counterparty_id)
     else:
-        # A bank's trips are not told apart from another bank's in the day's
-        # figures: its statement is its positions.
         return None
     return _figure_details(period, wanted)
 

@@ -23,8 +23,10 @@ from django.utils.translation import gettext_lazy as _
 from etcnet.cards import ledger
 from etcnet.cards.models import Posting
 from etcnet.clearing.models import (
+    ClearingDay,
     CounterpartyKind,
     DayFigure,
+    DayStatus,
     EntryState,
     OwnerShare,
     Position,
@@ -318,11 +320,20 @@ def issuance(period: Period) -> Issuance:
             events = events.filter(occurred_at__gte=since)
         return events.count()
 
-    # The purses are liabilities (their postings run negative): their money is
-    # the sum of every purse posting up to the end, negated.
-    purses = Posting.objects.filter(
-        account__code__startswith=ledger.purse_code(""), entry__created_at__lt=end
-    ).aggregate(total=Coalesce(Sum("amount_fen"), 0))["total"]
+    # What the purses held when the period's last day closed (its run keeps it);
+    # with that day not closed, the purse postings up to the end, negated (the
+    # purses are liabilities: their postings run negative).
+    closed = (
+        ClearingDay.objects.filter(date=period.last, status=DayStatus.CLOSED)
+        .values_list("totals", flat=True)
+        .first()
+    )
+    if closed and "purses_fen" in closed:
+        purses = -int(closed["purses_fen"])
+    else:
+        purses = Posting.objects.filter(
+            account__code__startswith=ledger.purse_code(""), entry__created_at__lt=end
+        ).aggregate(total=Coalesce(Sum("amount_fen"), 0))["total"]
     return Issuance(
         cards_to_date=count(CARD_ISSUED),
         cards_in_period=count(CARD_ISSUED, start),
