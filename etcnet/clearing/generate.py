@@ -9,8 +9,8 @@ The province (made once, reused by later days): 12 road owners, 8 roads of 25
 nodes (a station every other node, 104 stations) whose 24 sections are toll
 intervals both ways, owned three owners to a road; 4 open-road stations, each
 paid for two intervals of two owners that end at it; tariff version
-`VERSION` with a fee for every vehicle class 1-6; 2 to 4 exit-lane terminals a
-station, a few with a lane clock more than 5 minutes off; `cards` of our
+`VERSION` with a fee for the vehicle classes 1-4 and 11-12; 2 to 4 exit-lane
+terminals a station, a few with a lane clock more than 5 minutes off; `cards` of our
 network's cards (`CardUnit`), stored value and debit, every debit card's
 account at one of 3 banks, valid until 2031-2035 but for a few that expired in
 2024 (a day in 2025-2030 holds exactly those with code 10).
@@ -89,8 +89,12 @@ OWNERS = 12
 ROADS = 8
 NODES_PER_ROAD = 25  # stations at the even positions: 13 a road
 OPEN_STATIONS = 4
-CLASSES = range(1, 7)
-CLASS_RATES = (45, 68, 90, 99, 120, 135)  # fen per km, classes 1-6
+#: Toll vehicle classes (JT/T 489: 1-4 passenger cars, 11-12 the lighter trucks)
+#: and their rates in fen per km.
+CLASSES = (1, 2, 3, 4, 11, 12)
+CLASS_RATES = dict(zip(CLASSES, (45, 68, 90, 99, 120, 135), strict=True))
+#: A card's counter moves on by this much a day (more than a card's trips in a day).
+COUNTER_STEP = 64
 DISCOUNT_BP = 500
 #: A clock this far off is held (code 16) by any limit between the two.
 CLOCK_OK_MS, CLOCK_OFF_MS = 3_000, 360_000
@@ -217,7 +221,7 @@ def _open_station(n: int) -> str:
 
 
 def _fee(length_m: int, vehicle_class: int) -> int:
-    return max(1, (length_m * CLASS_RATES[vehicle_class - 1] + 500) // 1000)
+    return max(1, (length_m * CLASS_RATES[vehicle_class] + 500) // 1000)
 
 
 def _owner_id(n: int) -> str:
@@ -462,7 +466,7 @@ SELECT
     CAST(floor(u(i, 'from') * ({stations} - gap)) AS INT) AS a,
     CASE WHEN u(i, 'class') < 0.78 THEN 1 WHEN u(i, 'class') < 0.84 THEN 2
          WHEN u(i, 'class') < 0.88 THEN 3 WHEN u(i, 'class') < 0.92 THEN 4
-         WHEN u(i, 'class') < 0.95 THEN 5 ELSE 6 END AS vehicle_class,
+         WHEN u(i, 'class') < 0.95 THEN 11 ELSE 12 END AS vehicle_class,
     CASE WHEN u(i, 'busy') < 0.75 THEN 21600 + CAST(floor(u(i, 'at') * 57600) AS INT)
          ELSE CAST(floor(u(i, 'at') * 86400) AS INT) END AS second,
     CASE WHEN kind IN ('own', 'other') AND u(i, 'dispute') < {disputed}
@@ -500,8 +504,10 @@ SELECT
     CASE d.kind WHEN 'own' THEN c.card_no
         WHEN 'other' THEN n.network || lpad(CAST(n.f AS VARCHAR), 16, '0') ELSE '' END AS card_no,
     CASE d.kind WHEN 'own' THEN '{ours}' WHEN 'other' THEN n.network ELSE '' END AS card_network,
-    CASE d.kind WHEN 'own' THEN c.counter + d.j // {cards}
-        WHEN 'other' THEN 1 + CAST(floor(pu(n.f, 'octr') * 60000) AS BIGINT) + d.j // {others}
+    -- The card's counter goes on from day to day: a debit is never repeated.
+    CASE d.kind WHEN 'own' THEN (c.counter + {counter_day} + d.j // {cards}) % 65536
+        WHEN 'other' THEN (1 + CAST(floor(pu(n.f, 'octr') * 60000) AS BIGINT) + {counter_day}
+            + d.j // {others}) % 65536
     END AS card_trans_no,
     CASE d.kind WHEN 'own' THEN c.card_type
         WHEN 'other' THEN CASE WHEN pu(n.f, 'otype') < 0.5 THEN 22 ELSE 23 END
@@ -688,6 +694,7 @@ def _draw(
     con.execute(
         _TRIPS.format(
             start=_naive(start), ours=OUR_NETWORK, cards=cards, others=others, prime=_PRIME,
+            counter_day=(date - dt.date(2020, 1, 1)).days * COUNTER_STEP,
             networks=", ".join(f"'{n}'" for n in OTHER_NETWORKS),
             provinces="'苏', '京', '粤', '浙', '鄂'", network_count=len(OTHER_NETWORKS),
         )
@@ -735,7 +742,8 @@ def _record_values() -> dict[str, str]:
         "payment_type": "payment_type",
         "amount_fen": f"CASE WHEN {card} THEN payable_fen ELSE 0 END",
         "trans_type": f"CASE WHEN {card} THEN 9 END",
-        "terminal_trans_seq": f"CASE WHEN {card} THEN seq END",
+        # The PSAM's 4-byte transaction serial, as the intake keeps it.
+        "terminal_trans_seq": f"CASE WHEN {card} THEN seq % 4294967296 END",
         "card_trans_no": "card_trans_no",
         "tac": f"CASE WHEN {card} THEN upper(substr(md5(CAST(id AS VARCHAR)), 1, 8)) ELSE '' END",
         "tac_verified": f"CASE WHEN {card} AND dispute_code IS DISTINCT FROM 1 THEN 1 ELSE 0 END",

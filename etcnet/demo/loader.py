@@ -32,6 +32,7 @@ from etcnet.cards import services as cards
 from etcnet.cards.models import Batch, CardUnit, UnitKind
 from etcnet.core.roles import Role
 from etcnet.core.sms import MemorySmsSender
+from etcnet.demo import clearing
 from etcnet.issuance import samples, services
 from etcnet.issuance.models import Application, Outlet, OutletMembership
 from etcnet.lists import services as lists
@@ -122,6 +123,10 @@ class Loader:
             self.stdout.write(
                 f"Status list version {report.version.number} published (full and increment)."
             )
+
+        cleared = clearing.load()
+        if cleared:
+            self.stdout.write(f"Clearing: {cleared} (/clearing/).")
 
         made = plates.load_demo(operator=users["operator"], clerk=users["office"])
         if made:
