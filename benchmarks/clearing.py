@@ -23,7 +23,7 @@ of PostgreSQL), compute (DuckDB), write (COPY in, one transaction) — its steps
 from the run's progress messages, and beside it two ways of summing the same
 interval rows' fees by road owner:
 
-- the floor: DuckDB reading the run's extracted ``trip_routes.csv``, ``records.csv``
+- the floor: DuckDB reading the run's extracted ``records.csv`` (routes inside)
   and ``interval_fees.csv`` and a bare ``GROUP BY`` owner (read and query timed apart);
 - the naive path: one PostgreSQL statement over the day's partition exploding
   ``intervals`` with ``jsonb_array_elements`` and summing the lanes' fees by owner
@@ -252,17 +252,11 @@ def _run(args: argparse.Namespace, scratch: Scratch, out: TextIO) -> int:
 
 def _floor(folder: Path) -> tuple[float, float, tuple[int, int, int]]:
     """(read seconds, query seconds, (owners, rows, Σ fee)) of the floor."""
-    from etcnet.clearing import definitions, embedded
+    from etcnet.clearing import embedded
 
-    inputs = {
-        "records": definitions.RECORD_COLUMNS,
-        "trip_routes": definitions.ROUTE_COLUMNS,
-        "interval_fees": definitions.FEE_COLUMNS,
-    }
     began = time.perf_counter()
     con = embedded.connect()
-    for name, columns in inputs.items():  # as the run's compute step reads them
-        embedded.load_csv(con, name, columns, folder / f"{name}.csv")
+    embedded.load_extracted(con, folder)  # as the run's compute step reads them
     read = time.perf_counter() - began
     began = time.perf_counter()
     result = con.execute(FLOOR).fetchall()

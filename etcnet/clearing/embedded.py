@@ -27,6 +27,7 @@ __all__ = [
     "TRIP_COLUMNS",
     "connect",
     "load_csv",
+    "load_extracted",
     "owner_totals",
     "run_day",
     "split",
@@ -86,3 +87,25 @@ def run_day(con: duckdb.DuckDBPyConnection) -> None:
     name, read by the steps after it and by the caller (`definitions.RESULTS`)."""
     for name, statement in definitions.DAY:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {statement}")
+
+
+def load_extracted(con: duckdb.DuckDBPyConnection, folder: Path) -> int:
+    """The center's extract (`etcnet.clearing.extract`) in `folder` as the day's
+    inputs on `con`: `records` (each with its route as a JSON array of interval
+    ids, `records.csv`), `trip_routes` exploded from those routes, and
+    `interval_fees`. Returns the number of route rows."""
+    load_csv(
+        con, "extracted", (*definitions.RECORD_COLUMNS, ("route", "STRING")),
+        folder / "records.csv",
+    )  # fmt: skip
+    con.execute("CREATE OR REPLACE TABLE records AS SELECT * EXCLUDE (route) FROM extracted")
+    con.execute(
+        "CREATE OR REPLACE TABLE trip_routes AS"
+        " SELECT trip_id, CAST(generate_subscripts(ids, 1) - 1 AS INT) AS position,"
+        " unnest(ids) AS interval_id"
+        " FROM (SELECT trip_id, CAST(json(route) AS VARCHAR[]) AS ids FROM extracted)"
+    )
+    con.execute("DROP TABLE extracted")
+    load_csv(con, "interval_fees", definitions.FEE_COLUMNS, folder / "interval_fees.csv")
+    (count,) = con.execute("SELECT count(*) FROM trip_routes").fetchall()[0]
+    return int(count)

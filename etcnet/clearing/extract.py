@@ -1,13 +1,15 @@
-"""Bulk out: the records a clearing run takes, their routes and every tariff
-version, as the CSV files the engines read (`records`, `trip_routes`,
-`interval_fees`; columns as `definitions` names them, no header).
+"""Bulk out: the records a clearing run takes, with their routes, and every
+tariff version, as two CSV files (`records`, `interval_fees`; no header) that
+`embedded.load_extracted` reads into the engines' inputs.
 
-On PostgreSQL each file is one `COPY (SELECT …) TO STDOUT` streamed to disk —
-the routes exploded from each transaction's `intervals` by
-`jsonb_array_elements … WITH ORDINALITY` in the same statement, so no row
-passes through Python. On SQLite (the demo, the tests) the same selection with
-`json_each`, written by the csv module in chunks. NULL is written `\\N`, so an
-empty text is never taken for a missing value.
+A record's columns are `definitions.RECORD_COLUMNS` and last its `route`: the
+interval ids of its `intervals` in driving order as a JSON array, which the
+embedded engine explodes into `trip_routes` — a day's 20 million route rows
+never cross the database connection one by one. On PostgreSQL each file is one
+`COPY (SELECT …) TO STDOUT` streamed to disk, no row through Python; on SQLite
+(the demo, the tests) the same selection with `json_each`, written by the csv
+module in chunks. NULL is written `\\N`, so an empty text is never taken for a
+missing value.
 
 Which records (`Selection`), each exit the store holds, accepted or not:
 - the day's own (`carried` 0): exit time in [`start`, `end`) — the store's
@@ -59,7 +61,6 @@ class RunFiles:
     """The files written, and how many rows each holds."""
 
     records: Path
-    trip_routes: Path
     interval_fees: Path
     rows: dict[str, int]
 
@@ -101,14 +102,45 @@ _SEEN = (
 )
 
 
+def _route(pg: bool) -> str:
+    """The record's route as a JSON array of interval ids. An element that is not
+    an object with an `interval_id` comes out as itself: the tariff knows no such
+    interval, and the trip is held (code 6)."""
+    open_ids = (
+        "SELECT i.interval_id FROM network_interval i"
+        " JOIN network_tariffversion v ON v.id = i.version_id"
+        " WHERE v.number = t.tariff_version AND i.to_node_id = t.station_id"
+    )
+    if pg:
+        return f"""CASE WHEN t.method = 'open' AND jsonb_array_length(t.intervals) = 0
+        THEN COALESCE((SELECT jsonb_agg(o.interval_id ORDER BY o.interval_id)
+                       FROM ({open_ids}) o), '[]')
+    WHEN jsonb_array_length(p.ids) = jsonb_array_length(t.intervals) THEN p.ids
+    ELSE (SELECT jsonb_agg(COALESCE(r.v -> 'interval_id', r.v) ORDER BY r.n)
+          FROM jsonb_array_elements(t.intervals) WITH ORDINALITY r(v, n)) END"""
+    return f"""CASE WHEN t.method = 'open' AND json_array_length(t.intervals) = 0
+        THEN (SELECT json_group_array(o.interval_id)
+              FROM ({open_ids} ORDER BY i.interval_id) o)
+    ELSE (SELECT json_group_array(CASE WHEN r.type = 'object'
+                                       THEN json_extract(r.value, '$.interval_id')
+                                       ELSE r.value END)
+          FROM (SELECT * FROM json_each(t.intervals) ORDER BY key) r) END"""
+
+
 def _records(pg: bool, networks: int) -> str:
     own = ", ".join(f"%(network_{n})s" for n in range(networks)) or "''"
     if pg:
         exit_date = "to_char(t.exit_time AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')"
         expiry = "COALESCE(to_char(c.expiry_date, 'YYYY-MM-DD'), '')"
+        # The ids of a well-formed route in one call; the CASE checks it was.
+        ids = (
+            " CROSS JOIN LATERAL (SELECT jsonb_path_query_array(t.intervals,"
+            " '$[*].interval_id') AS ids) p"
+        )
     else:
         exit_date = "date(t.exit_time, '+8 hours')"
         expiry = "COALESCE(c.expiry_date, '')"
+        ids = ""
     intake_code = "COALESCE(t.dispute_code, CASE WHEN t.status = 'rejected' THEN 100 END)"
     selects = [
         f"""SELECT t.id, {carried},
@@ -117,41 +149,11 @@ def _records(pg: bool, networks: int) -> str:
     t.payment_type, t.vehicle_class, t.tariff_version,
     t.fee_fen, t.discount_fen, t.payable_fen, {"NULL" if carried == 2 else intake_code},
     t.clock_offset_ms, {exit_date}, {"''" if carried == 2 else expiry},
-    {_SEEN if carried == 1 else "0"}, COALESCE(a.bank_name, ''), t.exit_time
-{source} {_JOINS} WHERE {where}"""
+    {_SEEN if carried == 1 else "0"}, COALESCE(a.bank_name, ''), t.exit_time,
+    {_route(pg)}
+{source}{ids} {_JOINS} WHERE {where}"""
         for carried, source, where in _parts()
     ]
-    return "\nUNION ALL\n".join(selects)
-
-
-def _routes(pg: bool) -> str:
-    if pg:
-        explode = "CROSS JOIN LATERAL jsonb_array_elements(t.intervals) WITH ORDINALITY r(v, n)"
-        row = "SELECT t.id, r.n - 1, COALESCE(r.v ->> 'interval_id', r.v #>> '{}')"
-        empty = "jsonb_array_length(t.intervals) = 0"
-    else:
-        explode = "CROSS JOIN json_each(t.intervals) r"
-        row = (
-            "SELECT t.id, CAST(r.key AS INTEGER),"
-            " CASE WHEN r.type = 'object' THEN json_extract(r.value, '$.interval_id')"
-            " ELSE r.value END"
-        )
-        empty = "json_array_length(t.intervals) = 0"
-    # An open-road exit: the intervals of its version that end at its station.
-    open_row = (
-        "SELECT t.id, ROW_NUMBER() OVER (PARTITION BY t.id ORDER BY i.interval_id) - 1,"
-        " i.interval_id"
-    )
-    open_joins = (
-        "JOIN network_tariffversion v ON v.number = t.tariff_version"
-        " JOIN network_interval i ON i.version_id = v.id AND i.to_node_id = t.station_id"
-    )
-    selects = []
-    for _, source, where in _parts():
-        selects.append(f"{row} {source} {explode} WHERE {where}")
-        selects.append(
-            f"{open_row} {source} {open_joins} WHERE {where} AND t.method = 'open' AND {empty}"
-        )
     return "\nUNION ALL\n".join(selects)
 
 
@@ -166,8 +168,8 @@ ORDER BY v.number, i.interval_id, f.vehicle_class
 
 
 def write_run(folder: Path, selection: Selection) -> RunFiles:
-    """Writes `records.csv`, `trip_routes.csv` and `interval_fees.csv` in `folder`
-    for the records `selection` names."""
+    """Writes `records.csv` (with each record's route) and `interval_fees.csv` in
+    `folder` for the records `selection` names."""
     folder.mkdir(parents=True, exist_ok=True)
     pg = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value  # as the store keeps them
@@ -182,7 +184,6 @@ def write_run(folder: Path, selection: Selection) -> RunFiles:
     }
     statements = {
         "records": _records(pg, len(selection.networks)),
-        "trip_routes": _routes(pg),
         "interval_fees": _FEES,
     }
     rows: dict[str, int] = {}
@@ -191,7 +192,7 @@ def write_run(folder: Path, selection: Selection) -> RunFiles:
         path = folder / f"{name}.csv"
         rows[name] = _write(path, statement, params)
         paths[name] = path
-    return RunFiles(paths["records"], paths["trip_routes"], paths["interval_fees"], rows)
+    return RunFiles(paths["records"], paths["interval_fees"], rows)
 
 
 def _write(path: Path, statement: str, params: Mapping[str, Any]) -> int:

@@ -231,7 +231,7 @@ def _extract(run: _Run, resumed: JobRun | None) -> tuple[Path, dt.datetime]:
     run.job.counts = dict(files.rows)
     run.job.save(update_fields=["counts"])
     run.progress(
-        f"extracted {files.rows['records']:,} records, {files.rows['trip_routes']:,} route rows"
+        f"extracted {files.rows['records']:,} records with their routes"
         f" in {time.perf_counter() - began:.1f} s"
     )
     return folder, cutoff
@@ -246,6 +246,9 @@ def _snapshot() -> Iterator[None]:
         if connection.vendor == "postgresql" and not outer:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                # The extract's plans cost enough to be JIT-compiled, which takes
+                # seconds and saves nothing on statements that stream rows out.
+                cursor.execute("SET LOCAL jit = off")
         yield
 
 
@@ -253,12 +256,9 @@ def _compute(run: _Run, folder: Path) -> duckdb.DuckDBPyConnection:
     run.step("compute")
     began = time.perf_counter()
     con = embedded.connect()
-    for name, columns in (
-        ("records", definitions.RECORD_COLUMNS),
-        ("trip_routes", definitions.ROUTE_COLUMNS),
-        ("interval_fees", definitions.FEE_COLUMNS),
-    ):
-        embedded.load_csv(con, name, columns, folder / f"{name}.csv")
+    routes = embedded.load_extracted(con, folder)
+    run.job.counts = {**run.job.counts, "trip_routes": routes}
+    run.job.save(update_fields=["counts"])
     con.execute(f"CREATE TABLE params ({definitions.ddl(definitions.PARAM_COLUMNS)})")
     con.execute("INSERT INTO params VALUES (?)", [settings.ETCNET_CLEARING_CLOCK_LIMIT_MS])
     embedded.run_day(con)
@@ -308,6 +308,7 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
             SELECT trip_id, exit_time, {day.pk}, flow, state, hold_code, state, hold_code,
                 CAST(carried = 1 AS INT), payable_fen
             FROM checked WHERE carried < 2
+            ORDER BY trip_id
         ) TO '{entries}' (FORMAT csv, HEADER false)"""
     )
     carried = {
