@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.db.models import Sum
 
+from etcnet.cards import ledger
 from etcnet.cards.models import CardUnit, JournalEntry
 from etcnet.clearing import generate, run
 from etcnet.clearing.models import ClearingDay, ClearingEntry, OwnerShare, Position
@@ -121,3 +122,32 @@ def test_the_same_seed_writes_the_same_day_and_late_records_go_to_the_next_day()
     assert list(TollTransaction.objects.order_by("id").values_list(
         "seq", "terminal_id", "card_no", "card_trans_no", "payable_fen", "intervals"
     )) == rows  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_any_generated_day_balances_and_a_second_run_changes_nothing(seed):
+    generate.generate_day(DAY, trips=600, seed=seed, cards=100, duplicated=0.02, disputed=0.02)
+    run.run_day(DAY)
+    closed = ClearingDay.objects.get(date=DAY)
+
+    cleared = ClearingEntry.objects.filter(day=closed, state="cleared").aggregate(
+        s=Sum("payable_fen")
+    )["s"]
+    assert OwnerShare.objects.filter(day=closed).aggregate(s=Sum("amount_fen"))["s"] == cleared
+    assert Position.objects.filter(day=closed).aggregate(s=Sum("net_fen"))["s"] == 0
+    assert ledger.check() == []
+    entry = JournalEntry.objects.get(pk=closed.journal_entry_id)
+    assert entry.postings.aggregate(s=Sum("amount_fen"))["s"] == 0
+
+    def state() -> tuple[object, ...]:
+        return (
+            list(ClearingEntry.objects.order_by("transaction_id").values_list(
+                "transaction_id", "state", "hold_code", "day_id")),
+            list(Position.objects.order_by("pk").values_list("kind", "counterparty_id", "net_fen")),
+            JournalEntry.objects.count(),
+            ClearingDay.objects.get(date=DAY).totals,
+        )  # fmt: skip
+
+    before = state()
+    assert run.run_day(DAY).status == "unchanged"
+    assert state() == before
