@@ -80,7 +80,7 @@ def totals(day: ClearingDay) -> Table:
         ("held", _("Held (遗留)"), {"what": "held"}),
         ("sent", _("Sent for 记账"), {"what": "sent"}),
         ("late", _("Late records (adjustments of closed days)"), {"what": "taken", "late": "1"}),
-        ("carried", _("Carried in from earlier days"), None),
+        ("carried", _("Carried in from earlier days"), {"what": "carried"}),
     ):
         table.rows.append(
             Row(

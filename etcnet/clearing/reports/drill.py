@@ -62,38 +62,50 @@ _CHUNK = 2_000
 
 # -- the drill-down ----------------------------------------------------------------
 
-WHATS = ("all", "taken", "cleared", "held", "sent")
+WHATS = ("all", "taken", "cleared", "held", "sent", "carried")
 LANE_PAYS = ("all", "cash", "mobile", "other")
 
 
 class _OverOwnerRoads(Func):
     """True when one of the transaction's intervals belongs, in the tariff version
-    it was charged by, to the road owner `owner_id` (a trip with no intervals,
-    an open-road exit routed by its station, is not found this way)."""
+    it was charged by, to the road owner `owner_id` — or, an open-road exit with
+    no intervals, when one of the intervals of that version ending at its station
+    does (the run splits it over those, docs/clearing.md)."""
 
     output_field = BooleanField()
 
     def __init__(self, owner_id: str) -> None:
-        super().__init__(F("intervals"), F("tariff_version"))
+        super().__init__(F("intervals"), F("tariff_version"), F("station_id"), F("method"))
         self.owner_id = owner_id
 
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:  # type: ignore[override]
         intervals, first = compiler.compile(self.source_expressions[0])
         version, second = compiler.compile(self.source_expressions[1])
+        station, third = compiler.compile(self.source_expressions[2])
+        method, fourth = compiler.compile(self.source_expressions[3])
         if connection.vendor == "postgresql":
             elements = f"jsonb_array_elements({intervals}) AS e(value)"
             interval = "e.value ->> 'interval_id'"
+            empty = f"jsonb_array_length({intervals}) = 0"
         else:
             elements = f"json_each({intervals}) AS e"
             interval = "json_extract(e.value, '$.interval_id')"
-        sql = (
-            f"EXISTS (SELECT 1 FROM {elements}"
-            f" JOIN {Interval._meta.db_table} i ON i.interval_id = {interval}"
+            empty = f"json_array_length({intervals}) = 0"
+        owned = (
             f" JOIN {TariffVersion._meta.db_table} v"
             f" ON v.id = i.version_id AND v.number = {version}"
-            f" JOIN {Owner._meta.db_table} o ON o.id = i.owner_id WHERE o.owner_id = %s)"
+            f" JOIN {Owner._meta.db_table} o ON o.id = i.owner_id WHERE o.owner_id = %s"
         )
-        return sql, (*first, *second, self.owner_id)
+        sql = (
+            f"(EXISTS (SELECT 1 FROM {elements}"
+            f" JOIN {Interval._meta.db_table} i ON i.interval_id = {interval}{owned})"
+            f" OR ({method} = 'open' AND {empty} AND EXISTS (SELECT 1"
+            f" FROM {Interval._meta.db_table} i{owned} AND i.to_node_id = {station})))"
+        )
+        return sql, (
+            *first, *second, self.owner_id,
+            *fourth, *first, *second, self.owner_id, *third,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,9 @@ class Drill:
             wanted = taken & Q(taken_state=self.what)
         elif self.what == "taken":
             wanted = taken
+        elif self.what == "carried":
+            # Taken by an earlier day (held, sent), cleared by one of these.
+            wanted = Q(cleared_on_id__in=days)
         else:
             wanted = taken | Q(cleared_on_id__in=days)
         found = ClearingEntry.objects.filter(wanted)
@@ -220,6 +235,7 @@ _WHAT_LABELS = (
     ("cleared", _("Cleared")),
     ("held", _("Held (遗留)")),
     ("sent", _("Sent for 记账")),
+    ("carried", _("Carried in from earlier days")),
 )
 
 

@@ -6,6 +6,7 @@ PDF and Excel."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import io
 import re
@@ -17,8 +18,10 @@ from django.test import Client
 from openpyxl import load_workbook
 
 from conftest import make_user
+from etcnet.clearing import exchange, run, simulated
 from etcnet.clearing.models import ClearingDay
 from etcnet.clearing.reports import drill
+from etcnet.clearing.tests.store import VERSION, exit_, local, route, tariff
 from etcnet.clearing.tests.test_reports import DAY, build_days
 from etcnet.tolling.models import Terminal
 from etcnet.tolling.tests.test_partitions import lane_terminal  # noqa: F401  (a fixture)
@@ -349,3 +352,35 @@ def test_a_day_not_run_is_not_found(two_days, operator):
     assert client.get("/clearing/days/2026-11-12/").status_code == 404
     assert client.get("/clearing/days/soon/").status_code == 404
     assert ClearingDay.objects.filter(date=DAY).exists()
+
+
+def test_an_open_road_exit_and_a_record_carried_in_have_their_drill_downs(
+    lane_terminal,  # noqa: F811
+    operator,
+    tmp_path,
+):
+    first, second = dt.date(2026, 11, 10), dt.date(2026, 11, 11)
+    tariff(VERSION, {"G7": ("D", 1000), "G8": ("E", 500)},
+           effective_at=local(first, 0) - dt.timedelta(days=1), to="S1201005")  # fmt: skip
+    open_exit = exit_(lane_terminal, 1, local(first, 8), method="open", intervals=[],
+                      fee_fen=500, discount_fen=25, payable_fen=475, amount_fen=475)  # fmt: skip
+    foreign = exit_(lane_terminal, 2, local(first, 9), card_no="32010000000000000002",
+                    card_network="3201", intervals=route("G8"), fee_fen=500, discount_fen=25,
+                    payable_fen=475, amount_fen=475, tac="1A2B3C4D", trans_type=9,
+                    terminal_trans_seq=7, plate="苏A12345")  # fmt: skip
+    run.run_day(first)
+    (package,) = exchange.export_day(first, tmp_path)
+    answer = tmp_path / "answer.xml"
+    answer.write_bytes(simulated.answer(package.read_bytes(), message_id=1))
+    exchange.import_file(answer)
+    run.run_day(second)
+    client = client_for(operator)
+
+    # The open-road exit is E's: its fee went to the road that ends at the station.
+    assert drilled(client, "/clearing/transactions/?period=2026-11-10&what=cleared&owner=E") == [
+        str(open_exit.pk)
+    ]
+    assert drilled(client, "/clearing/transactions/?period=2026-11-10&what=cleared&owner=D") == []
+    day = client.get("/clearing/days/2026-11-11/").content.decode()
+    carried = cell_of(row_of(day, "由前日转入"), "count")[1]
+    assert drilled(client, carried) == [str(foreign.pk)]
