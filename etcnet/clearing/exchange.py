@@ -146,7 +146,7 @@ def export_day(date: dt.date, out: Path, *, actor: Any = "etcnet clearing export
 
 
 def _sent(day: ClearingDay) -> Iterable[TollTransaction]:
-    ids = ClearingEntry.objects.filter(day=day, state=EntryState.SENT, payable_fen__gte=0)
+    ids = ClearingEntry.objects.filter(day=day, state=EntryState.SENT)
     return (
         TollTransaction.objects.filter(
             id__in=ids.values("transaction_id"),
@@ -205,7 +205,8 @@ def _make_packages(day: ClearingDay, actor: Any) -> None:
             unsendable.append((t.pk, str(error)))
             continue
         by_issuer[t.card_network].append(made)
-    # A record the package format cannot carry is held (code 6) for operators.
+    # A record the package format cannot carry (a reversal's negative fee, a field
+    # out of its rule) is held (code 6) for operators, never left waiting.
     for pk, _reason in unsendable:
         ClearingEntry.objects.filter(transaction_id=pk).update(state=EntryState.HELD, hold_code=6)
     next_id = _next_message_id()

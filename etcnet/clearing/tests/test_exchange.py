@@ -16,6 +16,7 @@ from etcnet.cards.models import CardUnit
 from etcnet.clearing import exchange, packages, run, simulated
 from etcnet.clearing.models import ClearingEntry, ExchangeFile, IncomingTransaction, Position
 from etcnet.clearing.tests.store import VERSION, exit_, local, route, tariff
+from etcnet.tolling.models import TollTransaction
 from etcnet.tolling.tests.test_ingest import EXIT, purchase
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +201,16 @@ def test_the_simulated_national_center_answers_and_its_summary_is_compared(forei
     disagreed = exchange.import_file(tmp_path / "w.xml").file
     assert disagreed.finding.startswith("清分统计对帐失败")
     assert ClearingEntry.objects.filter(state="accepted").count() == 2
+
+
+def test_a_record_a_package_cannot_carry_is_held_not_left_waiting(foreign_day, tmp_path):
+    reversal = foreign_day[1]
+    ClearingEntry.objects.filter(transaction_id=reversal.pk).update(payable_fen=-2375)
+    TollTransaction.objects.filter(pk=reversal.pk).update(payable_fen=-2375)
+
+    (path,) = exchange.export_day(DAY, tmp_path)
+
+    package = packages.read(path.read_bytes())
+    assert [t.customized.source_id for t in package.transactions] == [foreign_day[0].pk]
+    held = ClearingEntry.objects.get(transaction_id=reversal.pk)
+    assert (held.state, held.hold_code) == ("held", 6)
