@@ -21,6 +21,7 @@ from django.db.models import (
 )
 from django.utils.translation import gettext_lazy as _
 
+from etcnet.cards.models import CardUnit
 from etcnet.clearing.models import (
     ClearingDay,
     ClearingEntry,
@@ -28,6 +29,7 @@ from etcnet.clearing.models import (
 )
 from etcnet.clearing.reports.figures import LANE_GROUPS, lane_store
 from etcnet.clearing.reports.tables import (
+    CARD_PAYMENTS,
     CASH,
     FLOWS,
     MOBILE_PAYMENTS,
@@ -127,6 +129,8 @@ class Drill:
     code: int | None = None
     late: bool | None = None
     owner: str = ""
+    bank: str = ""  # our debit cards of accounts at this bank
+    lane: bool = False  # paid at the lane, neither by card nor by a mobile payment
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> Drill:
@@ -145,6 +149,8 @@ class Drill:
             code=number(params, "code", 1, 999),
             late=None if not late else late == "1",
             owner=text(params, "owner", 20),
+            bank=text(params, "bank", 60),
+            lane=choice(params, "lane", ("", "1")) == "1",
         )
 
     def params(self) -> dict[str, str]:
@@ -159,6 +165,8 @@ class Drill:
             "code": "" if self.code is None else str(self.code),
             "late": "" if self.late is None else str(int(self.late)),
             "owner": self.owner,
+            "bank": self.bank,
+            "lane": "1" if self.lane else "",
         }
         return {k: v for k, v in found.items() if v}
 
@@ -181,6 +189,10 @@ class Drill:
             words.append(str(_("late") if self.late else _("not late")))
         if self.owner:
             words.append(named(owner_names([self.owner]), self.owner))
+        if self.bank:
+            words.append(self.bank)
+        if self.lane:
+            words.append(str(_("Paid at the lane")))
         return words
 
     def entries(self) -> QuerySet[ClearingEntry]:
@@ -223,6 +235,14 @@ class Drill:
             store, narrowed = store.filter(vehicle_class=self.vehicle_class), True
         if self.owner:
             store, narrowed = store.filter(_OverOwnerRoads(self.owner)), True
+        if self.bank:
+            cards = CardUnit.objects.filter(
+                card_no=OuterRef("card_no"), account__bank_name=self.bank
+            )
+            store, narrowed = store.filter(Exists(cards)), True
+        if self.lane:
+            paid_otherwise = (*CARD_PAYMENTS, *MOBILE_PAYMENTS)
+            store, narrowed = store.exclude(payment_type__in=paid_otherwise), True
         if narrowed:
             found = found.filter(Exists(store))
         # By transaction (unique, indexed): the store's order of arrival.

@@ -274,7 +274,7 @@ def positions(period: Period) -> Table:
             Column("kind", _("Counterparty kind")),
             Column("receivable", _("Owes the center"), YUAN),
             Column("payable", _("The center owes"), YUAN),
-            Column("net", _("Net"), YUAN),
+            Column("net", _("Net"), YUAN, {}),
         ],
         note=_("Net: positive, the counterparty owes the center; negative, the center owes it."),
     )
@@ -286,9 +286,35 @@ def positions(period: Period) -> Table:
             "payable": p["payable"],
             "net": p["net"],
         }
-        table.rows.append(Row(values, ref=(p["kind"], p["counterparty_id"])))
+        table.rows.append(
+            Row(
+                values,
+                drill=_position_drill(period, p["kind"], p["counterparty_id"]),
+                ref=(p["kind"], p["counterparty_id"]),
+            )
+        )
     table.add_total(_("Total"))
     return table
+
+
+def _position_drill(period: Period, kind: str, party: str) -> dict[str, str] | None:
+    """The cleared transactions behind a counterparty's position (flow 3, our cards
+    charged elsewhere, is in the purses', banks' and national center's positions
+    but not in the store: their packages list them)."""
+    found = {"period": period.key, "what": "cleared"}
+    if kind == "owner":
+        return found | {"owner": party}
+    if kind == "purses":
+        return found | {"payment": "22", "flow": "1"}
+    if kind == "bank":
+        return found | {"payment": "23", "flow": "1", "bank": party}
+    if kind == "mobile":
+        return found | {"payment": party}
+    if kind == "station_cash":
+        return found | {"station": party, "lane": "1"}
+    if kind == "national_center":
+        return found | {"flow": "2"}
+    return None
 
 
 # -- issuance figures --------------------------------------------------------------

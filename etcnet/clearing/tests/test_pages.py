@@ -384,3 +384,35 @@ def test_an_open_road_exit_and_a_record_carried_in_have_their_drill_downs(
     day = client.get("/clearing/days/2026-11-11/").content.decode()
     carried = cell_of(row_of(day, "由前日转入"), "count")[1]
     assert drilled(client, carried) == [str(foreign.pk)]
+    # The national center owes what it accepted: the same record behind its position.
+    owed = cell_of(row_of(day, "部中心", "positions"), "net")[1]
+    assert drilled(client, owed) == [str(foreign.pk)]
+
+
+def test_each_counterparty_s_position_drills_down_to_its_cleared_transactions(
+    lane_terminal,  # noqa: F811
+    operator,
+):
+    day = dt.date(2026, 11, 10)
+    tariff(VERSION, {"G1": ("A", 3000), "G2": ("B", 2500)},
+           effective_at=local(day, 0) - dt.timedelta(days=1))  # fmt: skip
+    own = exit_(lane_terminal, 1, local(day, 8), intervals=route("G1", "G2"), fee_fen=5500,
+                discount_fen=275, payable_fen=5225, amount_fen=5225)  # fmt: skip
+    cash = exit_(lane_terminal, 2, local(day, 9), payment_type=1, card_no="", card_network="",
+                 card_trans_no=None, intervals=route("G1"), fee_fen=3000, discount_fen=0,
+                 payable_fen=3000, amount_fen=0)  # fmt: skip
+    alipay = exit_(lane_terminal, 3, local(day, 10), payment_type=10, card_no="",
+                   card_network="", card_trans_no=None, intervals=route("G2"), fee_fen=2500,
+                   discount_fen=0, payable_fen=2500, amount_fen=0)  # fmt: skip
+    run.run_day(day)
+    client = client_for(operator)
+    page = client.get("/clearing/days/2026-11-10/").content.decode()
+
+    def behind(name: str) -> list[str]:
+        return drilled(client, cell_of(row_of(page, name, "positions"), "net")[1])
+
+    assert behind("A") == [str(own.pk), str(cash.pk)]
+    assert behind("B") == [str(own.pk), str(alipay.pk)]
+    assert behind("储值卡资金") == [str(own.pk)]
+    assert behind("小孙庄 S1201005") == [str(cash.pk)]
+    assert behind("支付宝 (10)") == [str(alipay.pk)]
