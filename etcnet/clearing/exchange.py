@@ -54,6 +54,7 @@ from etcnet.clearing.models import (
     ExchangeFile,
     ExchangeKind,
     IncomingTransaction,
+    update_entries,
 )
 from etcnet.core import audit
 from etcnet.smartcard.crypto import Alg
@@ -207,8 +208,10 @@ def _make_packages(day: ClearingDay, actor: Any) -> None:
         by_issuer[t.card_network].append(made)
     # A record the package format cannot carry (a reversal's negative fee, a field
     # out of its rule) is held (code 6) for operators, never left waiting.
-    for pk, _reason in unsendable:
-        ClearingEntry.objects.filter(transaction_id=pk).update(state=EntryState.HELD, hold_code=6)
+    update_entries(
+        ClearingEntry.objects.all(), [pk for pk, _ in unsendable], state=EntryState.HELD,
+        hold_code=6,
+    )  # fmt: skip
     next_id = _next_message_id()
     files = []
     for issuer, records in sorted(by_issuer.items()):
@@ -355,17 +358,12 @@ def _accounting(
         amount_fen=result.amount_fen, disputed_count=len(disputed),
     )  # fmt: skip
     waiting = ClearingEntry.objects.filter(state=EntryState.SENT)
-    ids = [source[trans] for trans in accepted]
-    for at in range(0, len(ids), 1000):
-        waiting.filter(transaction_id__in=ids[at : at + 1000]).update(state=EntryState.ACCEPTED)
+    update_entries(waiting, [source[trans] for trans in accepted], state=EntryState.ACCEPTED)
     by_code: dict[int, list[int]] = defaultdict(list)
     for trans, code in disputed.items():
         by_code[code].append(source[trans])
     for code, held in by_code.items():
-        for at in range(0, len(held), 1000):
-            waiting.filter(transaction_id__in=held[at : at + 1000]).update(
-                state=EntryState.HELD, hold_code=code
-            )
+        update_entries(waiting, held, state=EntryState.HELD, hold_code=code)
     audit.record(
         actor=actor,
         action="clearing.accounting_imported",

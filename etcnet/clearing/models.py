@@ -12,6 +12,9 @@ splits), `Position` (each counterparty's net). `JobRun` logs every run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -141,6 +144,15 @@ class ClearingEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction_id} {self.state}"
+
+
+def update_entries(
+    entries: models.QuerySet[ClearingEntry], transaction_ids: Sequence[int], **fields: Any
+) -> None:
+    """`entries.update(**fields)` for those of `transaction_ids`, a thousand ids a
+    statement (a day's held or accepted records may be many)."""
+    for at in range(0, len(transaction_ids), 1000):
+        entries.filter(transaction_id__in=transaction_ids[at : at + 1000]).update(**fields)
 
 
 class DayFigure(models.Model):

@@ -57,6 +57,7 @@ from etcnet.clearing.models import (
     OwnerShare,
     Position,
     RunStatus,
+    update_entries,
 )
 from etcnet.core import audit, bulk
 
@@ -343,12 +344,10 @@ def _write(run: _Run, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> No
         )  # fmt: skip
         # Carried in: cleared today (or, a route no longer splittable, held again).
         for (state, code), trips in carried.items():
-            for at in range(0, len(trips), 1000):
-                ClearingEntry.objects.filter(transaction_id__in=trips[at : at + 1000]).update(
-                    state=state,
-                    hold_code=code,
-                    cleared_on=day if state == EntryState.CLEARED else None,
-                )
+            update_entries(
+                ClearingEntry.objects.all(), trips, state=state, hold_code=code,
+                cleared_on=day if state == EntryState.CLEARED else None,
+            )  # fmt: skip
         bulk.append_rows(
             DayFigure,
             ("day_id", "station_id", "card_network", "payment_type", "vehicle_class", "bank",
