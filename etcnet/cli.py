@@ -13,6 +13,7 @@
     etcnet tolling_partitions [--ahead N] [--detach-before DAY] [--list]   the store's days
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
+    etcnet signer init|serve|renew|certificate|status   the signature server (SM2)
     etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
     etcnet manage COMMAND ...                      any Django management command
     etcnet COMMAND ...                             the same, for commands without a clash
@@ -284,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fee_main(rest, sys.stdout)
     if command == "center":
         return _center(rest)
+    if command == "signer":
+        from etcnet.exchange.signer import main as signer_main
+
+        return signer_main(rest, sys.stdout)
     if command == "terminal":
         return _terminal(rest)
     if command == "manage":

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "etcnet.tolling",
     "etcnet.plates",
     "etcnet.clearing",
+    "etcnet.exchange",
     # The demo data (`etcnet load_demo`): above every app, used by none.
     "etcnet.demo",
     # Image captchas (验证码) of plate pre-selection: registration and 验证.
@@ -313,6 +314,14 @@ ETCNET_CLEARING_CLOCK_LIMIT_MS = env_int("ETCNET_CLEARING_CLOCK_LIMIT_MS", 300_0
 ETCNET_CLEARING_SENDER_ID = env_str("ETCNET_CLEARING_SENDER_ID", "0000000000006101")
 ETCNET_NATIONAL_CENTER_ID = env_str("ETCNET_NATIONAL_CENTER_ID", "0000000000000001")
 ETCNET_SERVICE_PROVIDER_ID = env_str("ETCNET_SERVICE_PROVIDER_ID", "6101")
+# The signature server (docs/exchange.md): its local API and the bearer token the
+# center presents (the token file is made by `etcnet signer init`).
+ETCNET_SIGNER_URL = env_str("ETCNET_SIGNER_URL", "http://127.0.0.1:8710")
+ETCNET_SIGNER_TOKEN_FILE = Path(
+    env_str("ETCNET_SIGNER_TOKEN_FILE", str(DATA_DIR / "signer" / "client.token"))
+)
+ETCNET_SIGNER_TOKEN = env_str("ETCNET_SIGNER_TOKEN", "")
+ETCNET_SIGNER_TIMEOUT_S = env_int("ETCNET_SIGNER_TIMEOUT_S", 10)
 ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)
