@@ -14,6 +14,8 @@
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
     etcnet signer init|serve|renew|certificate|status   the signature server (SM2)
+    etcnet exchange national-sim --dir D --peer-cert F  a simulated national center
+    etcnet exchange run|queue|send|receive|transfers|certificate   the front server
     etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
     etcnet manage COMMAND ...                      any Django management command
     etcnet COMMAND ...                             the same, for commands without a clash
@@ -285,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fee_main(rest, sys.stdout)
     if command == "center":
         return _center(rest)
+    if command == "exchange" and rest[:1] == ["national-sim"]:
+        from etcnet.exchange.national import main as national_main
+
+        return national_main(rest[1:], sys.stdout)
     if command == "signer":
         from etcnet.exchange.signer import main as signer_main
 

@@ -322,6 +322,15 @@ ETCNET_SIGNER_TOKEN_FILE = Path(
 )
 ETCNET_SIGNER_TOKEN = env_str("ETCNET_SIGNER_TOKEN", "")
 ETCNET_SIGNER_TIMEOUT_S = env_int("ETCNET_SIGNER_TIMEOUT_S", 10)
+# The national center's front server (docs/exchange.md): HTTPS, trusting exactly its
+# TLS certificate; an unanswered message is resent after RETRY_S, doubling up to MAX_S.
+ETCNET_NATIONAL_URL = env_str("ETCNET_NATIONAL_URL", "https://127.0.0.1:8720")
+ETCNET_NATIONAL_TLS_CA = Path(
+    env_str("ETCNET_NATIONAL_TLS_CA", str(DATA_DIR / "national-sim" / "tls-cert.pem"))
+)
+ETCNET_EXCHANGE_TIMEOUT_S = env_int("ETCNET_EXCHANGE_TIMEOUT_S", 60)
+ETCNET_EXCHANGE_RETRY_S = env_int("ETCNET_EXCHANGE_RETRY_S", 30)
+ETCNET_EXCHANGE_RETRY_MAX_S = env_int("ETCNET_EXCHANGE_RETRY_MAX_S", 600)
 ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)

@@ -38,7 +38,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
 from etcnet.cards import ledger, vault
@@ -60,7 +60,7 @@ from etcnet.core import audit
 from etcnet.smartcard.crypto import Alg
 from etcnet.tolling.models import TollTransaction
 
-__all__ = ["ExchangeError", "Imported", "export_day", "import_file"]
+__all__ = ["ExchangeError", "Imported", "day_packages", "export_day", "folder", "import_file"]
 
 _LOCAL = dt.timezone(dt.timedelta(hours=8))
 _IN_USE = (UnitState.ACTIVE, UnitState.ISSUED)
@@ -123,9 +123,9 @@ def _save(
 # -- flow 2 out ------------------------------------------------------------------
 
 
-def export_day(date: dt.date, out: Path, *, actor: Any = "etcnet clearing export") -> list[Path]:
-    """The transaction packages of closed day `date` copied into `out` (made on
-    the first export, the same files after)."""
+def day_packages(date: dt.date, *, actor: Any = "etcnet clearing export") -> QuerySet[ExchangeFile]:
+    """The transaction packages of closed day `date`, made the first time they are
+    asked for (by an export or the front server's outbox), the same files after."""
     day = ClearingDay.objects.filter(date=date).first()
     if day is None or day.status != DayStatus.CLOSED:
         raise ExchangeError(f"{date} is not closed: run `etcnet clearing run --date {date}` first")
@@ -137,6 +137,12 @@ def export_day(date: dt.date, out: Path, *, actor: Any = "etcnet clearing export
             ClearingDay.objects.select_for_update().get(pk=day.pk)
             if not made.exists():
                 _make_packages(day, actor)
+    return made
+
+
+def export_day(date: dt.date, out: Path, *, actor: Any = "etcnet clearing export") -> list[Path]:
+    """The transaction packages of closed day `date` copied into `out`."""
+    made = day_packages(date, actor=actor)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for file in made.order_by("message_id"):

@@ -57,6 +57,7 @@ __all__ = [
     "CustomizedData",
     "DisputeResult",
     "DisputedRecord",
+    "Envelope",
     "Header",
     "ICCard",
     "Message",
@@ -71,6 +72,7 @@ __all__ = [
     "build_packages",
     "check_transaction",
     "chunk",
+    "envelope",
     "read",
     "validate",
     "write",
@@ -899,6 +901,42 @@ def _read(data: bytes) -> Message:
         message = _read_summary(head, body, lists["List"])
     validate(message)
     return message
+
+
+class Envelope(NamedTuple):
+    header: Header
+    message_class: int  # 5 advice, 6 response
+    message_type: int  # 7 原始交易包, 5 记账 / 清分
+    content_type: int  # 1, or 2 for a 清分统计
+
+
+def envelope(data: bytes) -> Envelope:
+    """Only the header and content type of the message in ``data`` — what a
+    receiver needs to answer a message it cannot take whole (§6.2 results 3, 4,
+    7). ``PackageError`` when even those cannot be read (result 2)."""
+    root = _parse(data)
+    header_node = root.find("Header")
+    body_node = root.find("Body")
+    if root.tag != "Message" or header_node is None or body_node is None:
+        raise PackageError("Header", "missing; the document is Message/Header, Message/Body")
+    header = {node.tag: node for node in header_node}
+
+    def number(name: str, nodes: _Nodes, path: str) -> int:
+        return _int(nodes, name, path) if name in nodes else 0
+
+    head = Header(
+        sender_id=_value(header, "SenderId", "Header"),
+        receiver_id=_value(header, "ReceiverId", "Header"),
+        message_id=_int(header, "MessageId", "Header"),
+        version=_value(header, "Version", "Header"),
+    )
+    body = {node.tag: node for node in body_node if node.tag == "ContentType"}
+    return Envelope(
+        head,
+        number("MessageClass", header, "Header"),
+        number("MessageType", header, "Header"),
+        number("ContentType", body, "Body"),
+    )
 
 
 def _parse(data: bytes) -> ET.Element:

@@ -41,3 +41,60 @@ class PartyCertificate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.party} {self.serial}"
+
+
+class Direction(models.TextChoices):
+    OUT = "out", _("Sent")
+    IN = "in", _("Received")
+
+
+class TransferState(models.TextChoices):
+    PENDING = "pending", _("Waiting to be sent")  # out: stored and signed, not yet answered
+    ACKED = "acked", _("Acknowledged")  # out: answered 1 (or 5: it had it already)
+    REFUSED = "refused", _("Refused")  # out: answered 2–4, 6–8; in: we answered so
+    APPLIED = "applied", _("Applied")  # in: taken whole
+    QUARANTINED = "quarantined", _("Kept unverified")  # in: its signature did not verify
+
+
+class Transfer(models.Model):
+    """One message between our front server and a counterpart, in either direction.
+
+    Out: stored (its file signed, this row) before it is sent; resent until a
+    signed Response comes back, which is stored before anything acts on it.
+    In: verified, stored and applied in one transaction, then answered; the
+    same message again is answered 5 (消息重复) and changes nothing."""
+
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    counterpart = models.CharField(max_length=16)
+    sender_id = models.CharField(max_length=16)
+    message_id = models.BigIntegerField()
+    kind = models.CharField(max_length=24)
+    name = models.CharField(max_length=200)  # the file, under DATA_DIR/exchange/
+    sha256 = models.CharField(max_length=64)
+    signature = models.TextField()  # the header value: ours out, the counterpart's in
+    state = models.CharField(max_length=12, choices=TransferState.choices)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_name = models.CharField(max_length=200, blank=True)  # the Response, kept
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)  # out: the last attempt
+    answered_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=0)  # in: how often it came
+
+    class Meta:
+        constraints = [
+            # A message is taken once per sender and id; a forged one kept unverified
+            # never stands in the way of the genuine one.
+            models.UniqueConstraint(
+                fields=["direction", "sender_id", "message_id"],
+                condition=~models.Q(state="quarantined"),
+                name="exchange_transfer_once",
+            )
+        ]
+        indexes = [models.Index(fields=["direction", "state", "next_attempt_at"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.sender_id}#{self.message_id} {self.state}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -65,3 +66,85 @@ def signer(signer_process: SignerProcess, settings: Any) -> SignerProcess:
     settings.ETCNET_SIGNER_TOKEN_FILE = signer_process.dir / "client.token"
     settings.ETCNET_SIGNER_TOKEN = ""
     return signer_process
+
+
+# The tolling fixtures (a terminal at the demo network's station, an issued card,
+# the key vault) and the clearing day of other issuers' cards.
+from etcnet.clearing.tests.test_exchange import foreign_day  # noqa: E402, F401
+from etcnet.tolling.tests.conftest import (  # noqa: E402, F401
+    _vault,
+    approved,
+    card,
+    stock,
+    terminal,
+    tianjin,
+)
+from etcnet.tolling.tests.test_partitions import lane_terminal  # noqa: E402, F401
+
+
+class NationalSim:
+    def __init__(self, directory: Path, peer_cert: Path) -> None:
+        self.dir = directory
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "etcnet.cli", "exchange", "national-sim", "--dir",
+             str(directory), "--peer-cert", str(peer_cert), "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.state()
+                return
+            except (httpx.HTTPError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @property
+    def tls_ca(self) -> Path:
+        return self.dir / "tls-cert.pem"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        context = ssl.create_default_context(cafile=str(self.tls_ca))
+        answer = httpx.request(method, self.url + path, verify=context, **kwargs)
+        answer.raise_for_status()
+        return answer.json()
+
+    def state(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/sim/state"))
+
+    def behave(self, **behaviour: Any) -> None:
+        self._call("POST", "/sim/behaviour", json=behaviour)
+
+    def queue(self, data: bytes) -> int:
+        return int(self._call("POST", "/sim/queue", content=data)["delivery"])
+
+    def summary(self, date: str) -> None:
+        self._call("POST", "/sim/summary", json={"date": date})
+
+    def advance(self, seconds: float) -> None:
+        self._call("POST", "/sim/clock", json={"advance_s": seconds})
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def national(signer: SignerProcess, tmp_path: Path, settings: Any) -> Iterator[NationalSim]:
+    """A simulated national center of its own, both sides' certificates registered."""
+    from etcnet.exchange import signing
+
+    sim = NationalSim(tmp_path / "national", signer.dir / "certificate.json")
+    settings.ETCNET_NATIONAL_URL = sim.url
+    settings.ETCNET_NATIONAL_TLS_CA = sim.tls_ca
+    settings.ETCNET_EXCHANGE_RETRY_S = 0
+    signing.register((signer.dir / "certificate.json").read_text(), kind="self", actor="test")
+    signing.register(
+        (sim.dir / "signer" / "certificate.json").read_text(), kind="national", actor="test"
+    )
+    yield sim
+    sim.stop()

@@ -1,0 +1,123 @@
+"""`etcnet exchange …`: the front server towards the national center.
+
+etcnet exchange certificate register FILE --kind national|bank|self
+etcnet exchange certificate list
+etcnet exchange queue | send | receive      one pass of each
+etcnet exchange run [--every SECONDS]       queue, send, receive (forever with --every)
+etcnet exchange transfers [--state S]       what was sent and received
+etcnet exchange national-sim --dir D --peer-cert F   the simulated national center
+                                            (a process of its own: etcnet.exchange.national)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from etcnet.exchange import link, signing, sm2
+from etcnet.exchange.models import PartyCertificate, PartyKind, Transfer, TransferState
+
+
+class Command(BaseCommand):
+    help = "The exchange with the national center: certificates, the outbox, the inbox."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        cert = sub.add_parser("certificate", help="counterparts' SM2 certificates")
+        cert_sub = cert.add_subparsers(dest="cert_action", required=True)
+        register = cert_sub.add_parser("register", help="register a counterpart's certificate")
+        register.add_argument("file")
+        register.add_argument("--kind", required=True, choices=PartyKind.values)
+        cert_sub.add_parser("list", help="the registered certificates")
+        for name, text in (
+            ("queue", "sign and store what is to be sent"),
+            ("send", "send what is due"),
+            ("receive", "fetch, take and answer what waits for us"),
+        ):
+            sub.add_parser(name, help=text)
+        go = sub.add_parser("run", help="queue, send and receive")
+        go.add_argument("--every", type=float, default=0, help="repeat every SECONDS")
+        transfers = sub.add_parser("transfers", help="what was sent and received")
+        transfers.add_argument("--state", choices=TransferState.values)
+        transfers.add_argument("--limit", type=int, default=50)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "certificate":
+            if options["cert_action"] == "register":
+                self._register(Path(options["file"]), options["kind"])
+            else:
+                self._certificates()
+        elif action == "transfers":
+            self._transfers(options["state"], options["limit"])
+        elif action == "run":
+            while True:
+                self._pass("queue", "send", "receive")
+                if not options["every"]:
+                    break
+                time.sleep(options["every"])
+        else:
+            self._pass(action)
+
+    def _register(self, path: Path, kind: str) -> None:
+        try:
+            row = signing.register(path.read_bytes(), kind=kind, actor="etcnet exchange")
+        except OSError as error:
+            raise CommandError(f"{path}: {error.strerror}") from None
+        except sm2.SignatureError as error:
+            raise CommandError(f"{path}: {error}") from None
+        self.stdout.write(
+            f"registered: {row.party} ({row.party_name}) certificate {row.serial}, "
+            f"valid to {timezone.localtime(row.not_after):%Y-%m-%d}, SM3 {row.fingerprint}"
+        )
+
+    def _certificates(self) -> None:
+        for row in PartyCertificate.objects.all():
+            ends = timezone.localtime(row.not_after)
+            revoked = " revoked" if row.revoked_at else ""
+            self.stdout.write(
+                f"{row.party} {row.kind:8} {row.serial} valid to {ends:%Y-%m-%d}{revoked}"
+                f"  {row.party_name}"
+            )
+
+    def _pass(self, *steps: str) -> None:
+        try:
+            for step in steps:
+                if step == "queue":
+                    made = link.queue()
+                    if made:
+                        self.stdout.write(f"queued {made} message(s)")
+                elif step == "send":
+                    sent = link.send()
+                    if sent.acked or sent.refused or sent.failed:
+                        self.stdout.write(
+                            f"sent: {sent.acked} acknowledged, {sent.refused} refused, "
+                            f"{len(sent.failed)} not answered (resent later)"
+                        )
+                else:
+                    got = link.receive()
+                    if got.applied or got.duplicates or got.refused or got.quarantined:
+                        self.stdout.write(
+                            f"received: {got.applied} applied, {got.duplicates} again (answered"
+                            f" 5), {got.refused} refused, {got.quarantined} kept unverified"
+                        )
+                    for failure in got.failed:
+                        self.stderr.write(f"receive: {failure}")
+        except signing.SignerUnavailable as error:
+            raise CommandError(str(error)) from None
+
+    def _transfers(self, state: str | None, limit: int) -> None:
+        rows = Transfer.objects.all()
+        if state:
+            rows = rows.filter(state=state)
+        for t in rows[:limit]:
+            answered = f" answered {t.response_code}" if t.response_code else ""
+            error = f"  ({t.last_error[:80]})" if t.last_error else ""
+            self.stdout.write(
+                f"{timezone.localtime(t.created_at):%Y-%m-%d %H:%M} {t.direction:3} {t.kind:12}"
+                f" {t.sender_id}#{t.message_id} {t.state}{answered} tries {t.attempts}{error}"
+            )
