@@ -46,7 +46,7 @@ from etcnet.core import audit
 from etcnet.exchange import protocol, signing, sm2
 from etcnet.exchange.models import Direction, Transfer, TransferState
 
-__all__ = ["Received", "Sent", "client", "queue", "receive", "send"]
+__all__ = ["LinkUnavailable", "Received", "Sent", "client", "queue", "receive", "send"]
 
 _ACKNOWLEDGED = (ResponseResult.RECEIVED, ResponseResult.DUPLICATE)
 
@@ -83,9 +83,19 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+class LinkUnavailable(Exception):
+    """The link cannot be opened (no TLS certificate to trust); nothing was sent."""
+
+
 def client() -> httpx.Client:
     """HTTPS to the national center's front server, trusting its TLS certificate."""
-    context = ssl.create_default_context(cafile=str(settings.ETCNET_NATIONAL_TLS_CA))
+    ca = settings.ETCNET_NATIONAL_TLS_CA
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError) as error:
+        raise LinkUnavailable(
+            f"ETCNET_NATIONAL_TLS_CA {ca}: {getattr(error, 'strerror', None) or error}"
+        ) from None
     return httpx.Client(
         base_url=settings.ETCNET_NATIONAL_URL,
         verify=context,

@@ -153,3 +153,22 @@ def test_the_national_center_down_for_an_hour_loses_nothing(foreign_day, nationa
     out.refresh_from_db()
     assert (out.state, out.attempts) == ("acked", 2)
     assert set(entries().values()) == {("accepted", None)}
+
+
+def test_the_commands_say_what_is_missing_and_change_nothing(foreign_day, settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.ETCNET_NATIONAL_TLS_CA = tmp_path / "missing.pem"
+    with pytest.raises(CommandError, match="ETCNET_NATIONAL_TLS_CA"):
+        call_command("exchange", "send", stdout=StringIO())
+    settings.ETCNET_SIGNER_URL = "http://127.0.0.1:9"
+    settings.ETCNET_SIGNER_TOKEN = "t"
+    with pytest.raises(CommandError, match="signature server"):
+        call_command("exchange", "queue", stdout=StringIO())
+    assert not Transfer.objects.exists()
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(CommandError, match="certificate"):
+        call_command("exchange", "certificate", "register", str(tmp_path / "bad.json"),
+                     "--kind", "national")  # fmt: skip

@@ -107,7 +107,7 @@ class Command(BaseCommand):
                         )
                     for failure in got.failed:
                         self.stderr.write(f"receive: {failure}")
-        except signing.SignerUnavailable as error:
+        except (signing.SignerUnavailable, link.LinkUnavailable) as error:
             raise CommandError(str(error)) from None
 
     def _transfers(self, state: str | None, limit: int) -> None:
