@@ -10,6 +10,7 @@
     etcnet network import|export DIR               a network bundle in or out of the database
     etcnet lists publish|import|versions           status-list versions (docs/lists.md)
     etcnet plates expire|pool|pools                plate pre-selection job, pools (docs/plates.md)
+    etcnet audit seal [--every S] | verify         the audit trail's hash chain (docs/audit.md)
     etcnet tolling_partitions [--ahead N] [--detach-before DAY] [--list]   the store's days
     etcnet center serve [--host H] [--port P]      run the center (waitress)
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
@@ -89,6 +90,14 @@ def _center(argv: Sequence[str]) -> int:
             subprocess.Popen(
                 [sys.executable, "-m", "etcnet.cli", "lists", "publish", "--every", "300"]
             )
+        )
+        # The signature server, the simulated national center and the exchange loop.
+        from etcnet.demo import exchange as demo_exchange
+
+        helpers.extend(demo_exchange.start())
+        # The audit trail's sealer: events hash-chained within seconds (docs/audit.md).
+        helpers.append(
+            subprocess.Popen([sys.executable, "-m", "etcnet.cli", "audit", "seal", "--every", "10"])
         )
         # Plate pre-selection: lapsed locks, overdue numbers, the 24-hour cancellation.
         helpers.append(

@@ -18,6 +18,7 @@ urlpatterns = [
     path("lists/", include("etcnet.lists.urls")),
     path("plates/", include("etcnet.plates.urls")),
     path("clearing/", include("etcnet.clearing.urls")),
+    path("exchange/", include("etcnet.exchange.urls")),
     path("captcha/", include("captcha.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -40,6 +40,7 @@ from etcnet.clearing.models import (
     EntryState,
     ExchangeDirection,
     ExchangeFile,
+    ExchangeKind,
 )
 from etcnet.clearing.packages import ResponseResult
 from etcnet.core import audit
@@ -117,11 +118,20 @@ def queue(*, actor: Any = "etcnet exchange") -> int:
     queued = set(
         Transfer.objects.filter(direction=Direction.OUT).values_list("sender_id", "message_id")
     )
+    # A package whose 记账 came in already (a file exchanged by hand, `etcnet
+    # clearing import`) was delivered: it is not sent again.
+    answered = set(
+        ExchangeFile.objects.filter(
+            direction=ExchangeDirection.IN, kind=ExchangeKind.ACCOUNTING
+        ).values_list("body_message_id", flat=True)
+    )
     made = 0
     for file in ExchangeFile.objects.filter(
         direction=ExchangeDirection.OUT, receiver_id=national
     ).order_by("message_id"):
         if (file.sender_id, file.message_id) in queued:
+            continue
+        if file.kind == ExchangeKind.TRANSACTIONS and file.body_message_id in answered:
             continue
         path = exchange.folder() / file.name
         signature = signing.sign(path.read_bytes(), purpose=f"{file.kind} {file.message_id}")

@@ -117,10 +117,18 @@ def tls_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Pat
 class NationalCenter:
     """The simulator's state and rules, apart from HTTP."""
 
-    def __init__(self, directory: Path, *, peer: sm2.Certificate, dispute_every: int = 0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        peer: sm2.Certificate,
+        dispute_every: int = 0,
+        auto_summary: bool = False,
+    ) -> None:
         self.dir = directory
         self.peer = peer
         self.dispute_every = dispute_every
+        self.auto_summary = auto_summary
         self.keys = KeyStore(directory / "signer")
         if not self.keys.exists():
             self.keys.init(
@@ -331,7 +339,26 @@ class NationalCenter:
                     response.header.message_id,
                 ),
             ).rowcount
+        if updated and self.auto_summary:
+            self._summary_when_answered(delivery)
         return "" if updated else f"delivery {delivery}: no such message"
+
+    def _summary_when_answered(self, delivery: int) -> None:
+        """Once every 记账 of a day is answered, that day's 清分统计 (once)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT clear_date FROM outbox WHERE id = ? AND kind = 'accounting'", (delivery,)
+            ).fetchone()
+            if row is None or row[0] is None:
+                return
+            date = str(row[0])
+            left = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE clear_date = ? AND (kind = 'summary'"
+                " OR (kind = 'accounting' AND result IS NULL))",
+                (date,),
+            ).fetchone()[0]
+            if not left:
+                self.summary(date)
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -484,6 +511,11 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         default=0,
         help="dispute every N-th record of a package with code 1 (0: none)",
     )
+    parser.add_argument(
+        "--auto-summary",
+        action="store_true",
+        help="send a day's 清分统计 once the center has answered all of its 记账",
+    )
     parser.add_argument("--verbose", action="store_true")
     try:
         args = parser.parse_args(argv)
@@ -495,7 +527,9 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     except (OSError, sm2.SignatureError) as error:
         out.write(f"error: --peer-cert: {error}\n")
         return 2
-    sim = NationalCenter(args.dir, peer=peer, dispute_every=args.dispute_every)
+    sim = NationalCenter(
+        args.dir, peer=peer, dispute_every=args.dispute_every, auto_summary=args.auto_summary
+    )
     cert_path, key_path = tls_certificate(args.dir, args.host)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2

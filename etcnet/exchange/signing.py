@@ -74,6 +74,11 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[st
     return data
 
 
+def health() -> dict[str, Any]:
+    """The signer's own word on its certificate: status, serial, days left."""
+    return _call("GET", "/v1/health")
+
+
 def certificate() -> sm2.Certificate:
     """The signer's current certificate (asked again after a renewal)."""
     return sm2.Certificate.from_json(json.dumps(_call("GET", "/v1/certificate")))

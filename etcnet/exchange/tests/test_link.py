@@ -172,3 +172,14 @@ def test_the_commands_say_what_is_missing_and_change_nothing(foreign_day, settin
     with pytest.raises(CommandError, match="certificate"):
         call_command("exchange", "certificate", "register", str(tmp_path / "bad.json"),
                      "--kind", "national")  # fmt: skip
+
+
+def test_a_package_answered_by_file_is_not_sent_again(foreign_day, national, tmp_path):
+    from etcnet.clearing import simulated
+
+    (path,) = exchange.export_day(DAY, tmp_path)
+    answer = tmp_path / "accounting.xml"
+    answer.write_bytes(simulated.answer(path.read_bytes(), message_id=1))
+    exchange.import_file(answer)
+    assert link.queue() == 0
+    assert national.state()["received"] == []
