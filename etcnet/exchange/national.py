@@ -9,7 +9,7 @@ behaves as an operator sets it to (`POST /sim/behaviour`):
     drop-acks    take messages, then drop the connection before answering
     twice        deliver each of its messages to the center twice
     down         refuse every call for ``down_for_s`` seconds (default an hour)
-    delay_s      wait that long before answering (any mode)
+    delay_s      wait that long before answering (any mode; a message is taken first)
 
 A transaction package it takes is answered later by a 记账 (its issuers'
 accounting result: every ``dispute_every``-th record disputed with code 1), and
@@ -446,11 +446,14 @@ class _Handler(BaseHTTPRequestHandler):
             behaviour = sim.behaviour()
             if behaviour["mode"] == "down":
                 return self._drop()
-            time.sleep(float(behaviour.get("delay_s", 0)))
+            delay = float(behaviour.get("delay_s", 0))
             if url.path == "/v1/messages":
+                # Taken first, answered after the delay: a sender that dies
+                # meanwhile never hears that its message arrived.
                 answer, signature, reason = sim.take(
                     body, self.headers.get(protocol.SIGNATURE_HEADER)
                 )
+                time.sleep(delay)
                 if behaviour["mode"] == "drop-acks":
                     return self._drop()
                 headers = {"Content-Type": protocol.CONTENT_TYPE,
@@ -458,6 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if reason:
                     headers["X-Etcnet-Reason"] = reason.encode("unicode_escape").decode("ascii")
                 return self._send(200, answer, headers)
+            time.sleep(delay)
             parts = url.path.strip("/").split("/")
             if len(parts) == 4 and parts[:2] == ["v1", "deliveries"] and parts[3] == "response":
                 reason = sim.answered(
