@@ -315,3 +315,133 @@ def verify_purchase_tac(
     return crypto.verify_purchase_tac(
         alg, _tac_key(alg, internal_no), amount, trans_type, terminal_no, terminal_seq, when, tac
     )
+
+
+# -- shared keys of non-transport issuers (the banks' cards) ------------------------
+#
+# A bank that issues ETC cards (a non-transport issuer, 非交通机构) shares its card
+# master keys with the center (共享密钥接收) so that the center can verify its
+# cards' TACs. They arrive wrapped under a transport key agreed with that bank
+# out of band — configured beside the master keys, ``"transport": {"<bank party
+# id>": "<hex, 16 bytes>"}`` — and are kept only here, sealed: SM4-GCM under a
+# storage key the vault derives from its own master keys (HKDF-SM3, a label of
+# its own), one file each under ``shared-keys/`` beside the key file (mode 600).
+# Nothing in clear reaches the disk, a log or the database; callers see the key
+# check value (KCV) only.
+
+_SHARED_LABEL = b"etcnet vault: shared-key storage"
+
+
+def _source() -> tuple[str, str]:
+    env = os.environ.get("ETCNET_KEYS", "")
+    if env:
+        return env, "ETCNET_KEYS"
+    path = settings.ETCNET_KEYS_FILE
+    if path and Path(path).is_file():
+        return Path(path).read_text(), path
+    raise VaultNotConfigured()
+
+
+def transport_key(bank_id: str) -> bytes:
+    """The transport key agreed with ``bank_id`` (raises VaultNotConfigured)."""
+    text, source = _source()
+    try:
+        key = bytes.fromhex(json.loads(text)["transport"][bank_id])
+    except (ValueError, KeyError, TypeError) as error:
+        raise VaultNotConfigured(
+            gettext_noop("The key configuration in {source} is not valid: {problem}."),
+            params={"source": source, "problem": f"no transport key for {bank_id}"},
+        ) from error
+    if len(key) != 16:
+        raise VaultNotConfigured(
+            gettext_noop("The key configuration in {source} is not valid: {problem}."),
+            params={"source": source, "problem": f"the transport key of {bank_id}: 16 bytes"},
+        )
+    return key
+
+
+def _storage_key() -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    keys = master()
+    material = b"".join(keys.keys[alg][name] for alg in Alg for name in KEY_NAMES)
+    return HKDF(hashes.SM3(), 16, keys.issuer_id, _SHARED_LABEL).derive(material)
+
+
+def shared_key_dir() -> Path:
+    return Path(settings.ETCNET_KEYS_FILE).resolve().parent / "shared-keys"
+
+
+def _shared_path(issuer: str, version: int, alg: str, name: str) -> Path:
+    if not (issuer.isalnum() and alg.isalnum() and name.isalnum()):
+        raise ValueError("issuer, algorithm and key name are letters and digits")
+    return shared_key_dir() / f"{issuer}-{version}-{alg}-{name}.json"
+
+
+def store_shared_key(
+    *, issuer: str, version: int, alg: str, name: str, key: bytes, bank: str
+) -> str:
+    """Seal and keep a bank's shared key; returns its KCV. Storing the same key
+    again changes nothing; another key under the same issuer, version, algorithm
+    and name replaces it (a bank resending its keys after a ceremony)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    check = crypto_kcv(key)
+    path = _shared_path(issuer, version, alg, name)
+    meta = {"alg": alg, "bank": bank, "issuer": issuer, "kcv": check, "name": name,
+            "version": version}  # fmt: skip
+    aad = json.dumps(meta, sort_keys=True).encode()
+    if path.exists():
+        kept = json.loads(path.read_text())
+        if kept.get("kcv") == check:
+            return check
+    nonce = secrets.token_bytes(12)
+    encryptor = Cipher(algorithms.SM4(_storage_key()), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(aad)
+    sealed = encryptor.update(key) + encryptor.finalize()
+    body = {**meta, "nonce": nonce.hex(), "sealed": sealed.hex(), "tag": encryptor.tag.hex()}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(body, sort_keys=True))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return check
+
+
+def shared_key(*, issuer: str, version: int, alg: str, name: str) -> bytes:
+    """A bank's shared key, unsealed, for the vault's own computations."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    body = json.loads(_shared_path(issuer, version, alg, name).read_text())
+    meta = {k: body[k] for k in ("alg", "bank", "issuer", "kcv", "name", "version")}
+    decryptor = Cipher(
+        algorithms.SM4(_storage_key()),
+        modes.GCM(bytes.fromhex(body["nonce"]), bytes.fromhex(body["tag"])),
+    ).decryptor()
+    decryptor.authenticate_additional_data(json.dumps(meta, sort_keys=True).encode())
+    return decryptor.update(bytes.fromhex(body["sealed"])) + decryptor.finalize()
+
+
+def shared_keys() -> list[dict[str, Any]]:
+    """What the vault holds of the banks' keys: issuer, version, algorithm, name,
+    bank and KCV — never a key."""
+    folder = shared_key_dir()
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        body = json.loads(path.read_text())
+        found.append({k: body[k] for k in ("issuer", "version", "alg", "name", "bank", "kcv")})
+    return found
+
+
+def crypto_kcv(key: bytes) -> str:
+    """The key check value: the first 3 bytes of SM4(key, 0¹²⁸), hex."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    encryptor = Cipher(algorithms.SM4(key), modes.ECB()).encryptor()
+    return (encryptor.update(bytes(16)) + encryptor.finalize())[:3].hex().upper()

@@ -98,3 +98,187 @@ class Transfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.sender_id}#{self.message_id} {self.state}"
+
+
+# -- the banks' front server (docs/banks.md) ---------------------------------------
+
+
+class BankFileKind(models.TextChoices):
+    DEBIT = "debit", _("Debit file (代扣)")
+    RESULT = "result", _("Debit results")
+    USAGE = "usage", _("Cards' out-of-province usage")
+    TRANSFER = "transfer", _("Transfer instructions")
+    CHASE = "chase", _("Transfer instructions chased")
+    CONFIRM = "confirm", _("Transfer confirmations")
+    KEYS = "keys", _("Shared keys")
+    OTHER = "other", _("Not readable")
+
+
+class BankFile(models.Model):
+    """One file between our front server and a bank, in either direction.
+
+    Out: written, signed (``NAME.sig``) and stored as this row before it is sent;
+    resent until the bank's signed receipt comes back, which is stored before
+    the row is marked. In: verified against the bank's registered certificate,
+    stored and applied whole in one transaction, then answered with our signed
+    receipt; the same file again changes nothing, one that does not verify is
+    kept unapplied (`quarantined`)."""
+
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    bank = models.CharField(max_length=16)  # the bank's party id
+    kind = models.CharField(max_length=8, choices=BankFileKind.choices)
+    name = models.CharField(max_length=120)  # the file id: its name without .txt
+    path = models.CharField(max_length=250)  # under DATA_DIR
+    date = models.DateField(null=True, blank=True)  # the business day it is about
+    sha256 = models.CharField(max_length=64)
+    signature = models.TextField()  # the header value: ours out, the bank's in
+    state = models.CharField(max_length=12, choices=TransferState.choices)
+    lines = models.PositiveIntegerField(default=0)
+    amount_fen = models.BigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    receipt = models.TextField(blank=True)  # out: the bank's signed receipt, as received
+    report = models.JSONField(default=list, blank=True)  # what was found: [{line, field, reason}]
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=0)  # in: how often it came
+
+    class Meta:
+        constraints = [
+            # A file is taken once; one kept unverified or refused never stands in the
+            # way of the genuine or corrected file under the same id.
+            models.UniqueConstraint(
+                fields=["direction", "bank", "name"],
+                condition=~models.Q(state__in=["quarantined", "refused"]),
+                name="exchange_bankfile_once",
+            ),
+            # A day's debit, usage and transfer file per bank is made once.
+            models.UniqueConstraint(
+                fields=["bank", "kind", "date"],
+                condition=models.Q(direction="out", kind__in=["debit", "usage", "transfer"]),
+                name="exchange_bankfile_one_a_day",
+            ),
+        ]
+        indexes = [models.Index(fields=["direction", "state", "next_attempt_at"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.name} {self.state}"
+
+
+class DebitState(models.TextChoices):
+    PENDING = "pending", _("Sent, no result yet")
+    COLLECTED = "collected", _("Collected")
+    REFUSED = "refused", _("Refused: in recovery")
+    REPAID = "repaid", _("Refused, repaid at the center")
+
+
+class Recovery(models.Model):
+    """追缴: what a debit account owes after its bank refused to collect it. While
+    open, the account's cards are on the status list (type 4, 账户透支); it closes
+    when the bank collects the refused lines later or the holder repays."""
+
+    class State(models.TextChoices):
+        OPEN = "open", _("Open")
+        PAID = "paid", _("Paid")
+
+    account = models.ForeignKey("cards.Account", on_delete=models.PROTECT, related_name="+")
+    bank = models.CharField(max_length=16)
+    owed_fen = models.BigIntegerField()  # what is still owed
+    total_fen = models.BigIntegerField()  # every refused amount that entered it
+    state = models.CharField(max_length=4, choices=State.choices)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.CharField(max_length=20, blank=True)  # "bank" or "repayment"
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"], condition=models.Q(state="open"), name="exchange_recovery_open"
+            ),
+            models.CheckConstraint(condition=models.Q(owed_fen__gte=0), name="exchange_owed_fen"),
+        ]
+        ordering = ["-opened_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} owes {self.owed_fen} ({self.state})"
+
+
+class DebitLine(models.Model):
+    """One account's line of a debit file: its tolls of the day to collect."""
+
+    file = models.ForeignKey(BankFile, on_delete=models.PROTECT, related_name="debit_lines")
+    number = models.PositiveIntegerField()
+    account = models.ForeignKey("cards.Account", on_delete=models.PROTECT, related_name="+")
+    bank_account_no = models.CharField(max_length=32)
+    amount_fen = models.BigIntegerField()
+    trips = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=DebitState.choices, default="pending")
+    reason_code = models.CharField(max_length=8, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    result_file = models.ForeignKey(
+        BankFile, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resulted_at = models.DateTimeField(null=True, blank=True)
+    recovery = models.ForeignKey(
+        Recovery, null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["file", "number"], name="exchange_debitline_once"),
+        ]
+        indexes = [models.Index(fields=["account", "state"], name="exchange_debitline_account")]
+        ordering = ["file", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.file_id}#{self.number} {self.amount_fen} {self.state}"
+
+
+class InstructionState(models.TextChoices):
+    SENT = "sent", _("Sent, not confirmed")
+    CONFIRMED = "confirmed", _("Confirmed and posted")
+    REJECTED = "rejected", _("Rejected by the bank")
+    FINDING = "finding", _("Confirmed with another amount: a finding")
+
+
+class SettlementInstruction(models.Model):
+    """A transfer the settlement bank (全国ETC结算行) is told to make for a closed
+    day's net position: a counterparty pays the center (`in`) or is paid (`out`).
+    Posted to the ledger when the bank confirms it with the same amount."""
+
+    day = models.ForeignKey("clearing.ClearingDay", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16)  # the position's kind
+    counterparty_id = models.CharField(max_length=60, blank=True)
+    reference = models.CharField(max_length=100, unique=True)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    payer_account = models.CharField(max_length=32)
+    payee_account = models.CharField(max_length=32)
+    amount_fen = models.BigIntegerField()
+    file = models.ForeignKey(BankFile, on_delete=models.PROTECT, related_name="instructions")
+    line = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=InstructionState.choices, default="sent")
+    confirmed_fen = models.BigIntegerField(null=True, blank=True)
+    bank_reference = models.CharField(max_length=60, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    finding = models.CharField(max_length=300, blank=True)
+    entry_id = models.BigIntegerField(null=True, blank=True)  # the ledger's entry
+    chased = models.PositiveIntegerField(default=0)
+    last_chased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "kind", "counterparty_id"], name="exchange_instruction_once"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount_fen__gt=0), name="exchange_instruction_positive"
+            ),
+        ]
+        ordering = ["day", "file", "line"]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.amount_fen} {self.state}"

@@ -148,3 +148,111 @@ def national(signer: SignerProcess, tmp_path: Path, settings: Any) -> Iterator[N
     )
     yield sim
     sim.stop()
+
+
+# -- the banks (docs/banks.md) ----------------------------------------------------
+
+ICBC, POSTAL = "0000000000000102", "0000000000000100"
+ICBC_NAME, POSTAL_NAME = "中国工商银行陕西省分行", "中国邮政储蓄银行陕西省分行"
+
+
+class BankSim(NationalSim):
+    """A simulated bank's front server: its own process, folder and keys (the
+    national simulator's client calls, and the bank's own)."""
+
+    def __init__(  # the national simulator's process is not started
+        self, directory: Path, peer_cert: Path, *, bank_id: str, name: str, transport: Path
+    ) -> None:
+        self.dir = directory
+        self.id = bank_id
+        self.name = name
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "etcnet.cli", "exchange", "bank-sim", "--dir", str(directory),
+             "--peer-cert", str(peer_cert), "--port", str(self.port), "--bank-id", bank_id,
+             "--name", name, "--transport-key-file", str(transport)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.state()
+                return
+            except (httpx.HTTPError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def accounts(self, **balances: int) -> None:
+        self._call("POST", "/sim/accounts", json={"accounts": balances})
+
+    def release(self) -> int:
+        return int(self._call("POST", "/sim/release")["released"])
+
+    def retry(self) -> int:
+        return int(self._call("POST", "/sim/retry")["collected"])
+
+    def keys(self, **request: Any) -> dict[str, Any]:
+        return dict(self._call("POST", "/sim/keys", json=request))
+
+    def queue(self, data: bytes, *, forge: bool = False) -> int:
+        path = "/sim/queue?forge=1" if forge else "/sim/queue"
+        return int(self._call("POST", path, content=data)["delivery"])
+
+
+@pytest.fixture
+def banks(signer: SignerProcess, tmp_path: Path, settings: Any) -> Iterator[dict[str, BankSim]]:
+    """Two simulated banks of their own — 工商银行 (debit cards) and 邮储银行 (the
+    settlement bank) — configured in ETCNET_BANKS_FILE, every certificate
+    registered, a transport key agreed with each (in the vault's key file)."""
+    import json
+    import secrets
+
+    from etcnet.cards import vault
+    from etcnet.exchange import signing
+
+    key_file = Path(settings.ETCNET_KEYS_FILE)  # the test's vault (the autouse `_vault`)
+    keys = json.loads(key_file.read_text())
+    keys["transport"] = {}
+    sims: dict[str, BankSim] = {}
+    for label, bank_id, name in (("icbc", ICBC, ICBC_NAME), ("postal", POSTAL, POSTAL_NAME)):
+        folder = tmp_path / f"bank-{label}"
+        folder.mkdir()
+        transport = secrets.token_hex(16).upper()
+        (folder / "transport.key").write_text(transport)
+        keys["transport"][bank_id] = transport
+        sims[label] = BankSim(
+            folder, signer.dir / "certificate.json", bank_id=bank_id, name=name,
+            transport=folder / "transport.key",
+        )  # fmt: skip
+    key_file.write_text(json.dumps(keys))
+    vault.reset_cache()
+    config = {
+        "settlement_bank": POSTAL,
+        "banks": {
+            sim.id: {"name": sim.name, "url": sim.url, "tls_ca": str(sim.tls_ca)}
+            for sim in sims.values()
+        },
+        "accounts": {
+            "center": "9100000000000001",
+            "owner:*": "9200000000000001",
+            f"bank:{ICBC_NAME}": "9300000000000001",
+            "purses": "9400000000000001",
+            "station_cash:*": "9500000000000001",
+            "mobile:*": "9600000000000001",
+            "national_center": "9700000000000001",
+        },
+    }
+    (tmp_path / "banks.json").write_text(json.dumps(config, ensure_ascii=False))
+    settings.ETCNET_BANKS_FILE = tmp_path / "banks.json"
+    settings.ETCNET_EXCHANGE_RETRY_S = 0
+    signing.register((signer.dir / "certificate.json").read_text(), kind="self", actor="test")
+    for sim in sims.values():
+        signing.register(
+            (sim.dir / "signer" / "certificate.json").read_text(), kind="bank", actor="test"
+        )
+    yield sims
+    for sim in sims.values():
+        sim.stop()

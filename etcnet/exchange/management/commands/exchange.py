@@ -7,6 +7,9 @@ etcnet exchange run [--every SECONDS]       queue, send, receive (forever with -
 etcnet exchange transfers [--state S]       what was sent and received
 etcnet exchange national-sim --dir D --peer-cert F   the simulated national center
                                             (a process of its own: etcnet.exchange.national)
+etcnet exchange bank …                      the banks (etcnet.exchange.banks.command)
+etcnet exchange bank-sim --dir D --peer-cert F       a simulated bank
+                                            (a process of its own: etcnet.exchange.banksim)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from etcnet.exchange import link, signing, sm2
+from etcnet.exchange.banks import command as bank_command
 from etcnet.exchange.models import PartyCertificate, PartyKind, Transfer, TransferState
 
 
@@ -44,10 +48,13 @@ class Command(BaseCommand):
         transfers = sub.add_parser("transfers", help="what was sent and received")
         transfers.add_argument("--state", choices=TransferState.values)
         transfers.add_argument("--limit", type=int, default=50)
+        bank_command.add_arguments(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
-        if action == "certificate":
+        if action == "bank":
+            bank_command.handle(self, options)
+        elif action == "certificate":
             if options["cert_action"] == "register":
                 self._register(Path(options["file"]), options["kind"])
             else:
