@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PIP    := $(BIN)/pip --disable-pip-version-check --quiet
 
-.PHONY: demo test lint unit browser-deps java-deps messages lock benchmark benchmark-ingest benchmark-store benchmark-lists benchmark-plates benchmark-ledger benchmark-clearing clean
+.PHONY: demo test lint unit browser-deps java-deps messages lock benchmark benchmark-ingest benchmark-store benchmark-lists benchmark-plates benchmark-ledger benchmark-clearing benchmark-exchange clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "etcnet needs Python 3.11 (Django 5.2 LTS); set PYTHON=/path/to/python3.11")'
@@ -108,6 +108,12 @@ benchmark-ledger: $(STAMP)
 ## is a quick check, `ARGS=--keep` keeps the database and the run's files).
 benchmark-clearing: $(STAMP)
 	$(BIN)/python -m benchmarks.clearing $(ARGS)
+
+## The exchange with the national center: 10,000-record packages made, signed (the
+## signature server), sent over HTTPS to the national-sim, verified and applied per
+## second, beside GmSSL's raw SM2 sign/verify rate (PostgreSQL, its own scratch database).
+benchmark-exchange: $(STAMP)
+	$(BIN)/python -m benchmarks.exchange $(ARGS)
 
 ## Re-lock the dependencies after changing pyproject.toml.
 lock:

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,17 +153,26 @@ def export_day(date: dt.date, out: Path, *, actor: Any = "etcnet clearing export
     return written
 
 
-def _sent(day: ClearingDay) -> Iterable[TollTransaction]:
-    ids = ClearingEntry.objects.filter(day=day, state=EntryState.SENT)
-    return (
-        TollTransaction.objects.filter(
-            id__in=ids.values("transaction_id"),
-            exit_time__in=ids.values("exit_time"),
-        )
-        .select_related("terminal", "station")
-        .order_by("card_network", "id")
+def _sent(day: ClearingDay) -> Iterator[TollTransaction]:
+    """The day's records sent for clearing, in id order, a chunk at a time: each
+    chunk's ids with its exit-time range, so that PostgreSQL looks only into the
+    partitions of those days, by their primary key (two IN subqueries over the
+    whole day made it scan them all for every record)."""
+    pairs = (
+        ClearingEntry.objects.filter(day=day, state=EntryState.SENT)
+        .order_by("transaction_id")
+        .values_list("transaction_id", "exit_time")
         .iterator(chunk_size=_CHUNK)
     )
+    while chunk := list(itertools.islice(pairs, _CHUNK)):
+        times = [t for _, t in chunk]
+        yield from (
+            TollTransaction.objects.filter(
+                id__in=[i for i, _ in chunk], exit_time__gte=min(times), exit_time__lte=max(times)
+            )
+            .select_related("terminal", "station")
+            .order_by("id")
+        )
 
 
 def _transaction(t: TollTransaction) -> packages.Transaction:

@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
 from etcnet.core import audit
@@ -25,6 +26,11 @@ from etcnet.exchange.models import Direction, PartyCertificate, Transfer, Transf
 
 READERS = (Role.CENTER_OPERATOR, Role.AUDITOR)
 PAGE = 100
+KINDS = {
+    "transactions": _lazy("Transaction package (原始交易包)"),
+    "accounting": _lazy("Accounting result (记账)"),
+    "summary": _lazy("Clearing summary (清分统计)"),
+}
 
 
 @role_required(*READERS)
@@ -58,7 +64,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "signer": signer,
         "signer_error": signer_error,
         "certificates": PartyCertificate.objects.all(),
-        "transfers": rows[:PAGE],
+        "transfers": [_labelled(t) for t in rows[:PAGE]],
         "states": TransferState.choices,
         "state": state,
         "direction": direction,
@@ -72,6 +78,11 @@ def index(request: HttpRequest) -> HttpResponse:
         "may_act": request.user.groups.filter(name=Role.CENTER_OPERATOR).exists(),
     }
     return TemplateResponse(request, "exchange/index.html", context, status=400 if error else 200)
+
+
+def _labelled(transfer: Transfer) -> Transfer:
+    transfer.kind_label = str(KINDS.get(transfer.kind, transfer.kind))  # type: ignore[attr-defined]
+    return transfer
 
 
 @require_POST
