@@ -181,8 +181,8 @@ class Recovery(models.Model):
     when the bank collects the refused lines later or the holder repays."""
 
     class State(models.TextChoices):
-        OPEN = "open", _("Open")
-        PAID = "paid", _("Paid")
+        OPEN = "open", _("Still owed")
+        PAID = "paid", _("Paid off")
 
     account = models.ForeignKey("cards.Account", on_delete=models.PROTECT, related_name="+")
     bank = models.CharField(max_length=16)
