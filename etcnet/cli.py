@@ -16,6 +16,7 @@
     etcnet center demo [--host H] [--port P]       migrate, load demo data, serve
     etcnet signer init|serve|renew|certificate|status   the signature server (SM2)
     etcnet exchange national-sim --dir D --peer-cert F  a simulated national center
+    etcnet exchange bank-sim --dir D --peer-cert F     a simulated bank (docs/banks.md)
     etcnet exchange run|queue|send|receive|transfers|certificate   the front server
     etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
     etcnet manage COMMAND ...                      any Django management command
@@ -300,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from etcnet.exchange.national import main as national_main
 
         return national_main(rest[1:], sys.stdout)
+    if command == "exchange" and rest[:1] == ["bank-sim"]:
+        from etcnet.exchange.banksim import main as bank_main
+
+        return bank_main(rest[1:], sys.stdout)
     if command == "signer":
         from etcnet.exchange.signer import main as signer_main
 

@@ -331,6 +331,12 @@ ETCNET_NATIONAL_TLS_CA = Path(
 ETCNET_EXCHANGE_TIMEOUT_S = env_int("ETCNET_EXCHANGE_TIMEOUT_S", 60)
 ETCNET_EXCHANGE_RETRY_S = env_int("ETCNET_EXCHANGE_RETRY_S", 30)
 ETCNET_EXCHANGE_RETRY_MAX_S = env_int("ETCNET_EXCHANGE_RETRY_MAX_S", 600)
+# The banks' front server (docs/banks.md): who the banks are, their addresses and
+# TLS certificates, the settlement bank and the settlement accounts (a JSON file);
+# the hours within which the settlement bank confirms an instruction before it is
+# listed as overdue and chased.
+ETCNET_BANKS_FILE = Path(env_str("ETCNET_BANKS_FILE", str(DATA_DIR / "banks.json")))
+ETCNET_BANK_CONFIRM_HOURS = env_int("ETCNET_BANK_CONFIRM_HOURS", 24)
 ETCNET_SMS_SENDER = env_str("ETCNET_SMS_SENDER", "etcnet.core.sms.LogSmsSender")
 ETCNET_SMS_CODE_TTL_SECONDS = env_int("ETCNET_SMS_CODE_TTL_SECONDS", 300)
 ETCNET_SMS_CODE_MAX_TRIES = env_int("ETCNET_SMS_CODE_MAX_TRIES", 5)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("plates/", include("etcnet.plates.urls")),
     path("clearing/", include("etcnet.clearing.urls")),
     path("exchange/", include("etcnet.exchange.urls")),
+    path("clock/", include("etcnet.clock.urls")),
     path("captcha/", include("captcha.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -44,6 +44,11 @@ OWNER_PAYABLE_PREFIX = "owner_payable:"
 LANE_CASH_PREFIX = "lane_cash:"
 NATIONAL_RECEIVABLE = "national_receivable"
 NATIONAL_PAYABLE = "national_payable"
+# The banks (etcnet.exchange.banks): what a bank collected from its debit accounts
+# (三方协议) and owes the center until it pays in settlement, and the center's
+# account at the settlement bank (全国ETC结算行), through which every transfer goes.
+BANK_COLLECTIONS_PREFIX = "bank_collections:"
+SETTLEMENT_BANK = "settlement_bank"
 
 
 def cash_code(outlet_code: str) -> str:
@@ -57,6 +62,11 @@ def purse_code(card_no: str) -> str:
 def tolls_payable_code(terminal_id: str) -> str:
     """Card money a terminal's lane took, owed to the road owners until clearing."""
     return f"{TOLLS_PAYABLE_PREFIX}{terminal_id}"
+
+
+def bank_collections_code(bank_id: str) -> str:
+    """What a bank collected from its debit accounts, owed to the center until settled."""
+    return f"{BANK_COLLECTIONS_PREFIX}{bank_id}"
 
 
 def receivable_code(account_number: str) -> str:
@@ -73,6 +83,7 @@ _KINDS = {
     MOBILE: LedgerKind.ASSET,
     NATIONAL_RECEIVABLE: LedgerKind.ASSET,
     NATIONAL_PAYABLE: LedgerKind.LIABILITY,
+    SETTLEMENT_BANK: LedgerKind.ASSET,
 }
 
 
@@ -81,7 +92,7 @@ class UnbalancedEntry(ValueError):
 
 
 def account_kind(code: str) -> LedgerKind:
-    if code.startswith(("cash:", "receivable:", LANE_CASH_PREFIX)):
+    if code.startswith(("cash:", "receivable:", LANE_CASH_PREFIX, BANK_COLLECTIONS_PREFIX)):
         return LedgerKind.ASSET
     if code.startswith(("purse:", TOLLS_PAYABLE_PREFIX, OWNER_PAYABLE_PREFIX)):
         return LedgerKind.LIABILITY

@@ -8,6 +8,7 @@ from django.utils import timezone
 from ninja import Field, Router, Schema
 from ninja.security import HttpBearer
 
+from etcnet.clock.selectors import center_now
 from etcnet.core.errors import Forbidden, NotFound
 from etcnet.core.schemas import errors
 from etcnet.core.validators import gettext_noop
@@ -49,7 +50,8 @@ def upload(request: HttpRequest, payload: UploadIn) -> Any:
     """Exit transactions from a terminal, each answered `accepted`, `duplicate`,
     `rejected` (with the §6.2 dispute code) or `conflict`. The same upload key
     with the same payload gets the same answer; with another payload, 409
-    `idempotency_conflict`. `server_time` lets the terminal measure its clock offset."""
+    `idempotency_conflict`. `server_time` lets the terminal measure its clock offset
+    (the center's clock corrected by its time source: docs/clock.md)."""
     terminal: Terminal = request.auth  # type: ignore[attr-defined]
     return services.ingest(terminal, upload_key=payload.upload_key[:64], records=payload.records)
 
@@ -76,7 +78,7 @@ def login(request: HttpRequest, payload: LoginIn) -> Any:
             ),
             code="login_refused",
         )
-    return {**found, "server_time": timezone.now().isoformat()}
+    return {**found, "server_time": center_now().isoformat()}
 
 
 @router.get("/downloads/station", response={200: dict[str, Any], **errors(401)})
@@ -105,7 +107,7 @@ def station_data(request: HttpRequest) -> Any:
             }
             for lane in terminal.station.lanes.all()
         ],
-        "server_time": timezone.now().isoformat(),
+        "server_time": center_now().isoformat(),
     }
 
 
@@ -116,7 +118,7 @@ def tariff(request: HttpRequest) -> Any:
     terminal: Terminal = request.auth  # type: ignore[attr-defined]
     version = network_selectors.version_in_force(timezone.now())
     if version is None:
-        return {"version": None, "minimum_fees": [], "server_time": timezone.now().isoformat()}
+        return {"version": None, "minimum_fees": [], "server_time": center_now().isoformat()}
     engine = network_selectors.engine_for(version)
     exit_id = terminal.station.node_id
     rows = []
@@ -159,7 +161,7 @@ def tariff(request: HttpRequest) -> Any:
             "fees": [[k, c, fee] for (k, c), fee in network.fees.items()],
             "open_fees": [[k, c, fee] for (k, c), fee in network.open_fees.items()],
         },
-        "server_time": timezone.now().isoformat(),
+        "server_time": center_now().isoformat(),
     }
 
 
@@ -181,7 +183,7 @@ def status_list_plan(request: HttpRequest, held: str = "") -> Any:
         **list_selectors.plan_for(held or None, now=now, keep_days=settings.ETCNET_LIST_KEEP_DAYS),
         "public_key": public_key_text(public),
         "key_id": key_id(public),
-        "server_time": now.isoformat(),
+        "server_time": center_now().isoformat(),
     }
 
 
@@ -236,5 +238,5 @@ def verifiers(request: HttpRequest) -> Any:
             }
             for u in users
         ],
-        "server_time": timezone.now().isoformat(),
+        "server_time": center_now().isoformat(),
     }

@@ -46,6 +46,7 @@ from django.utils import timezone
 from etcnet.cards import ledger, vault
 from etcnet.cards.models import CardUnit, UnitState
 from etcnet.cards.services import purchases
+from etcnet.clock.selectors import center_now
 from etcnet.core import bulk
 from etcnet.core.errors import Conflict
 from etcnet.core.models import ActorType, AuditEvent
@@ -182,8 +183,9 @@ def _ingest_once(
             ):
                 raise UploadConflict()
             # The first answer, with the clock read now: the terminal measures its
-            # offset from every answer, a replayed one too.
-            return {**existing.response, "server_time": timezone.now().isoformat()}
+            # offset from every answer, a replayed one too (the center's clock
+            # corrected by its time source, docs/clock.md).
+            return {**existing.response, "server_time": center_now().isoformat()}
         batch = _Batch(terminal, upload_key, raw_records, hashes, isolate=isolate)
         results = batch.run()
         if not batch.items and connection.vendor == "postgresql":
@@ -196,7 +198,7 @@ def _ingest_once(
         response = {
             "upload_key": upload_key,
             "results": results,
-            "server_time": timezone.now().isoformat(),
+            "server_time": center_now().isoformat(),
         }
         now = timezone.now()
         bulk.append_rows(
