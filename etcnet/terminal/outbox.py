@@ -106,12 +106,15 @@ class OutboxStatus:
     needs_attention: int
     last_sync_utc: dt.datetime | None
     last_error: str
+    #: Center clock minus terminal clock, measured on the last exchange that
+    #: carried ``server_time`` (None: never measured), and when (terminal clock).
     clock_offset_ms: int | None
     #: Waiting records the center failed on when sent alone: they back off by
     #: themselves (the rest uploads) until the center takes them; the last
     #: such failure's message.
     held_back: int = 0
     held_back_error: str = ""
+    clock_measured_utc: dt.datetime | None = None
 
 
 def backoff_seconds(attempts: int, *, rand: Callable[[], float] = random.random) -> float:
@@ -373,7 +376,7 @@ class Outbox:
             self._set(db, "last_sync_utc", _iso(received_at))
             self._set(db, "last_error", "")
             if offset is not None:
-                self._set(db, "clock_offset_ms", str(offset))
+                self._set_clock(db, offset, received_at)
         if missing:
             self._defer(missing, received_at, "the center did not answer for these records")
         return SyncReport(sent=len(batch), answered=counts, clock_offset_ms=offset)
@@ -404,9 +407,33 @@ class Outbox:
         with self._write() as db:
             self._set(db, "last_sync_utc", _iso(at))
             if clock_offset_ms is not None:
-                self._set(db, "clock_offset_ms", str(clock_offset_ms))
+                self._set_clock(db, clock_offset_ms, at)
             if not self.due(now=at, limit=1):
                 self._set(db, "last_error", "")
+
+    def note_clock(self, offset_ms: int, at: dt.datetime) -> None:
+        """Keeps the clock offset (center minus terminal) measured at ``at``
+        (terminal clock), whatever else the exchange brought."""
+        with self._write() as db:
+            self._set_clock(db, offset_ms, at)
+
+    def clock(self) -> tuple[int | None, dt.datetime | None]:
+        """The last measured offset (center minus terminal, ms) and when it was
+        measured (terminal clock); (None, None) when never measured. One read."""
+        meta = dict(
+            self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('clock_offset_ms', 'clock_offset_utc')"
+            ).fetchall()
+        )
+        offset, measured = meta.get("clock_offset_ms"), meta.get("clock_offset_utc")
+        return (
+            int(offset) if offset is not None else None,
+            dt.datetime.fromisoformat(measured) if measured else None,
+        )
+
+    def _set_clock(self, db: sqlite3.Connection, offset_ms: int, at: dt.datetime) -> None:
+        self._set(db, "clock_offset_ms", str(offset_ms))
+        self._set(db, "clock_offset_utc", _iso(at))
 
     # -- what the collector sees -------------------------------------------------
 
@@ -423,6 +450,7 @@ class Outbox:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         last_sync = meta.get("last_sync_utc")
         offset = meta.get("clock_offset_ms")
+        measured = meta.get("clock_offset_utc")
         return OutboxStatus(
             waiting=int(waiting),
             needs_attention=int(attention),
@@ -431,6 +459,7 @@ class Outbox:
             clock_offset_ms=int(offset) if offset is not None else None,
             held_back=int(held_back),
             held_back_error=meta.get("held_back_error", "") if held_back else "",
+            clock_measured_utc=dt.datetime.fromisoformat(measured) if measured else None,
         )
 
     @staticmethod

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from etcnet.terminal.lane._base import (
     CARD_PAYMENTS,
+    CLOCK_MAX_MS,
     FALLBACK_PAYMENTS,
     Center,
     Committed,
     Entry,
     ExitRequest,
     Grey,
+    LaneClock,
     LaneError,
     ListSyncError,
     Person,
@@ -43,12 +45,14 @@ from etcnet.terminal.lane.sync import Sync
 
 __all__ = [
     "CARD_PAYMENTS",
+    "CLOCK_MAX_MS",
     "FALLBACK_PAYMENTS",
     "Center",
     "Committed",
     "Entry",
     "ExitRequest",
     "Grey",
+    "LaneClock",
     "LaneError",
     "LaneTerminal",
     "ListSyncError",

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from etcnet.core.validators import gettext_noop
 from etcnet.lists.versionfile import public_key_from_text
 from etcnet.network.engine import FeeEngine, FeeResult
 from etcnet.smartcard.transport import Transport
@@ -80,6 +81,11 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 """
 
+
+#: The largest clock offset (ms) at which the terminal still does card work: the
+#: center's default limit (ETCNET_CLEARING_CLOCK_LIMIT_MS), past which clearing
+#: holds a record with code 16 (车道对时错误). ``--clock-max-ms`` sets another.
+CLOCK_MAX_MS = 300_000
 
 #: Where the pinned key of the center's status-list signatures is kept.
 LIST_KEY = "list-key"
@@ -296,6 +302,78 @@ class ExitRequest:
     obu_t: Transport | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LaneClock:
+    """The terminal's clock against the center's (docs/clock.md): ``offset_ms`` is
+    center minus terminal as measured on the last exchange with the center (None:
+    never measured), at ``measured_utc`` (terminal clock); ``max_ms`` the largest
+    offset at which card work is done.
+
+    Every time the terminal records is its own clock corrected by the offset
+    (``correct``), so the center (and, through it, the Beidou receiver) sets the
+    time of the lane's records, the card's 0019 and its purse log; each record
+    carries the offset it was corrected by (``clock_offset_ms``, terminal minus
+    center, as the center has always read it)."""
+
+    offset_ms: int | None
+    measured_utc: dt.datetime | None
+    max_ms: int
+
+    @property
+    def measured(self) -> bool:
+        return self.offset_ms is not None
+
+    @property
+    def beyond(self) -> bool:
+        """Off by more than the maximum: no card work."""
+        return self.offset_ms is not None and abs(self.offset_ms) > self.max_ms
+
+    @property
+    def record_offset_ms(self) -> int:
+        """What a record carries: terminal minus center (0 before the first
+        measurement, when ``refusal`` lets nothing be recorded)."""
+        return -self.offset_ms if self.offset_ms is not None else 0
+
+    def correct(self, system: dt.datetime) -> dt.datetime:
+        """The terminal's clock reading ``system`` as the center's time."""
+        return system + dt.timedelta(milliseconds=self.offset_ms or 0)
+
+    def refusal(self, *, card: bool, entry: bool = False) -> LaneError | None:
+        """Why a transaction may not be made now, or None. Never measured: no
+        transaction at all (the terminal has not met the center, so its times
+        cannot be trusted, and it holds no station data anyway). Beyond the
+        maximum: no card work (a purchase, an exit or entry written to the
+        card); cash and mobile payments go on, corrected, and the center
+        holds their records with code 16."""
+        if self.offset_ms is None:
+            return LaneError(
+                "clock_unknown",
+                gettext_noop(
+                    "This terminal has not compared its clock with the center's yet: "
+                    "connect it to the center (sync) before the first transaction."
+                ),
+            )
+        if card and self.beyond:
+            return LaneError(
+                "clock_off",
+                gettext_noop(
+                    "Card work is refused: this terminal's clock is {offset_ms} ms off the "
+                    "center's, more than the {max_ms} ms allowed. Sync with the center or have "
+                    "the clock set; meanwhile no card can be written."
+                )
+                if entry
+                else gettext_noop(
+                    "Card work is refused: this terminal's clock is {offset_ms} ms off the "
+                    "center's, more than the {max_ms} ms allowed. Take cash or a mobile "
+                    "payment, and sync with the center or have the clock set."
+                ),
+                field="" if entry else "payment_type",
+                offset_ms=abs(self.offset_ms or 0),
+                max_ms=self.max_ms,
+            )
+        return None
+
+
 def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
@@ -319,6 +397,7 @@ class LaneBase:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         offline_login_days: int = 7,
         status_list: CompactStatusList | None = None,
+        clock_max_ms: int = CLOCK_MAX_MS,
     ) -> None:
         self.terminal_id = terminal_id
         self.center = center
@@ -336,7 +415,11 @@ class LaneBase:
         self._db = open_store(store, _SCHEMA)
         self._psam = psam
         self._verify = verify_password
+        #: The machine's own clock: for timing only (the outbox's backoff, the
+        #: age of downloads, measuring the offset). What the terminal records
+        #: takes ``now()``, the center's time.
         self.clock = clock
+        self.clock_max_ms = clock_max_ms
         self.offline_login_days = offline_login_days
         self._engine: tuple[str, FeeEngine] | None = None
 
@@ -345,12 +428,23 @@ class LaneBase:
         self.reference.close()
         self._db.close()
 
+    # -- the clock ----------------------------------------------------------------
+
+    def lane_clock(self) -> LaneClock:
+        """The offset from the center as last measured, and the maximum."""
+        offset, measured = self.outbox.clock()
+        return LaneClock(offset, measured, self.clock_max_ms)
+
+    def now(self) -> dt.datetime:
+        """The center's time by this terminal's clock: what the terminal records."""
+        return self.lane_clock().correct(self.clock())
+
     # -- local journal ---------------------------------------------------------
 
     def _journal(self, db: sqlite3.Connection, username: str, action: str, **detail: Any) -> None:
         db.execute(
             "INSERT INTO journal (at_utc, username, action, detail) VALUES (?, ?, ?, ?)",
-            (_iso(self.clock()), username, action, json.dumps(detail, ensure_ascii=False)),
+            (_iso(self.now()), username, action, json.dumps(detail, ensure_ascii=False)),
         )
 
     def journal(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -106,14 +106,24 @@ class Purchases(Shifts):
             )
         if pay in CARD_PAYMENTS and pay != reading.card_type:
             pay = reading.card_type
+        # A free passage is still closed on a card that may be used: a zero-amount
+        # composite purchase writes the exit, so the entry is not charged again.
+        by_card = pay in CARD_PAYMENTS or (pay == FREE and not reading.card_refused)
+        # The clock last, before anything is recorded: the time of the record, of
+        # the card's 0019 and of its purse log is the center's (docs/clock.md).
+        clock = self.lane_clock()
+        refused = clock.refusal(card=by_card)
+        if refused is not None:
+            raise refused
         fee = quote.fee
-        when = self.clock()
+        when = clock.correct(self.clock())
         local = when.astimezone(LOCAL)
         lane = shift.lane
         base: dict[str, Any] = {
             "direction": "exit",
             "lane": lane,
             "exit_time": local.isoformat(),
+            "clock_offset_ms": clock.record_offset_ms,  # what `when` was corrected by
             "entry_station": fee.entry or "",
             "entry_time": reading.entry.time.isoformat() if reading.entry else None,
             "card_no": reading.card_no,
@@ -142,9 +152,6 @@ class Purchases(Shifts):
             "tariff_version": quote.tariff_version,
             "balance_before_fen": None,  # a card purchase reads it (_purchase_fields)
         }
-        # A free passage is still closed on a card that may be used: a zero-amount
-        # composite purchase writes the exit, so the entry is not charged again.
-        by_card = pay in CARD_PAYMENTS or (pay == FREE and not reading.card_refused)
         if not by_card:
             if pay != FREE:
                 # Cash or a mobile payment: the toll without the ETC discount,
@@ -207,12 +214,17 @@ class Purchases(Shifts):
                 problems=", ".join(p.code for p in reading.problems),
             )
         station = self.station()["station"]
-        when = self.clock()
+        clock = self.lane_clock()
+        refused = clock.refusal(card=True, entry=True)
+        if refused is not None:
+            raise refused
+        when = clock.correct(self.clock())
         local = when.astimezone(LOCAL)
         base: dict[str, Any] = {
             "direction": "entry",
             "lane": shift.lane,
             "exit_time": local.isoformat(),
+            "clock_offset_ms": clock.record_offset_ms,
             "entry_station": station["node_id"],
             "entry_time": local.isoformat(),
             "card_no": reading.card_no,
@@ -342,7 +354,7 @@ class Purchases(Shifts):
                     intent.card_no,
                     intent.offline_atc,
                     json.dumps(body, ensure_ascii=False),
-                    _iso(self.clock()),
+                    _iso(self.now()),
                 ),
             )
             self._db.execute("COMMIT")
@@ -411,15 +423,17 @@ class Purchases(Shifts):
         intent: int | None = None,
         state: str = "completed",
     ) -> int:
-        offset = self.outbox.status().clock_offset_ms
-        full = {**record, "clock_offset_ms": -offset if offset is not None else 0}
-        now = self.clock()
+        # The offset its time was corrected by; a record kept in an intent from
+        # before offsets were recorded takes today's.
+        full = {"clock_offset_ms": self.lane_clock().record_offset_ms, **record}
+        now = self.clock()  # the outbox's own schedule runs on the machine's clock
+        resolved = self.now()
 
         def also(db: sqlite3.Connection, seq: int) -> None:
             if intent is not None:
                 db.execute(
                     "UPDATE intents SET state = ?, resolved_utc = ?, seq = ? WHERE id = ?",
-                    (state, _iso(now), seq, intent),
+                    (state, _iso(resolved), seq, intent),
                 )
             self._journal(
                 db,
@@ -468,7 +482,7 @@ class Purchases(Shifts):
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "UPDATE intents SET state = 'abandoned', resolved_utc = ? WHERE id = ?",
-                (_iso(self.clock()), intent_id),
+                (_iso(self.now()), intent_id),
             )
             self._journal(
                 self._db, username, "purchase_abandoned", card_no=card_no, atc=intent["offline_atc"]

@@ -82,7 +82,7 @@ class Readings(Purchases):
             card = ops.read_card(card_t)
         f = card.f0015
         assert f is not None
-        today = self.clock().astimezone(LOCAL).date()
+        today = self.now().astimezone(LOCAL).date()  # the center's date, as the card is dated
         problems: list[Problem] = []
         listed: StatusListCheck = self.status_list
         list_version = self.status_list.version  # what the checks below look up

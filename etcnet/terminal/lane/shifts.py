@@ -68,7 +68,7 @@ class Shifts(LaneBase):
                 person.name,
                 json.dumps(person.roles),
                 str(found["verifier"]),
-                _iso(self.clock()),
+                _iso(self.now()),
             ),
         )
         self._journal(self._db, person.username, "login", role=role, online=True)
@@ -86,7 +86,7 @@ class Shifts(LaneBase):
         # roles cached at an earlier sign-in, from before he may have moved.
         if row is not None and role != "station_master":
             last = _from_iso(row[3])
-            recent = last is not None and self.clock() - last <= dt.timedelta(
+            recent = last is not None and self.now() - last <= dt.timedelta(
                 days=self.offline_login_days
             )
             if recent:
@@ -153,7 +153,7 @@ class Shifts(LaneBase):
                 field="lane",
                 lane=lane,
             )
-        now = self.clock()
+        now = self.now()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute(
@@ -186,7 +186,7 @@ class Shifts(LaneBase):
         self._db.execute("BEGIN IMMEDIATE")
         self._db.execute(
             "UPDATE shifts SET ended_utc = ? WHERE shift_no = ? AND ended_utc IS NULL",
-            (_iso(self.clock()), shift_no),
+            (_iso(self.now()), shift_no),
         )
         totals = self.shift_totals(shift_no)
         self._journal(

@@ -28,10 +28,13 @@ class Sync(LaneBase):
     def sync(self) -> dict[str, Any]:
         """One round with the center: upload what is due, refresh the reference
         data, bring the status list up to date."""
+        # The machine's own clock throughout: the offset is measured against it.
         reports = self.outbox.sync_all(self.center, now=self.clock)
         refresh = self.reference.refresh(self.center, now=self.clock(), clock=self.clock)
         if refresh.updated and not refresh.failed and not any(r.error for r in reports):
             self.outbox.mark_contact(self.clock(), clock_offset_ms=refresh.clock_offset_ms)
+        elif refresh.clock_offset_ms is not None:  # a partial refresh still measured it
+            self.outbox.note_clock(refresh.clock_offset_ms, self.clock())
         return {"uploads": reports, "refresh": refresh, "lists": self.sync_status_list()}
 
     # -- the status list ---------------------------------------------------------

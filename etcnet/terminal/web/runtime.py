@@ -118,7 +118,8 @@ def start_sync(lane_terminal: LaneTerminal, *, interval_s: float) -> threading.E
 
 def context(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """What every page shows: waiting records, the last sync, the clock offset
-    and the age of the reference data, with warnings past their limits."""
+    (and whether card work is refused for it) and the age of the reference
+    data, with warnings past their limits."""
     rt = current()
     now = rt.lane.clock()
     status = rt.lane.outbox.status()
@@ -126,8 +127,9 @@ def context(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     oldest = max((a for a in ages.values() if a is not None), default=None)
     station = rt.lane.reference.get("station") or {}
     lists = rt.lane.status_list
-    list_age = rt.lane.list_age(now)
+    list_age = rt.lane.list_age(rt.lane.now())  # the version is the center's minute
     refusal = lists.last_refusal
+    clock = rt.lane.lane_clock()
     return {
         "list_version": lists.version,
         "list_age_min": None if list_age is None else int(list_age.total_seconds() // 60),
@@ -140,6 +142,11 @@ def context(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "clock_warning": status.clock_offset_ms is not None
         and abs(status.clock_offset_ms) > rt.clock_warn_ms,
         "clock_warn_ms": rt.clock_warn_ms,
+        # Card work refused (docs/clock.md): the bar says so on every page.
+        "clock_unknown": not clock.measured,
+        "clock_refusing": clock.beyond,
+        "clock_off_ms": abs(clock.offset_ms or 0),
+        "clock_max_ms": clock.max_ms,
         "reference_age_min": None if oldest is None else int(oldest.total_seconds() // 60),
         "reference_missing": any(a is None for a in ages.values()),
         "reference_old": oldest is not None

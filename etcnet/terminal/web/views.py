@@ -199,8 +199,9 @@ def status_json(request: HttpRequest) -> JsonResponse:
         status = lane.outbox.status()
         intents = lane.open_intents()
         lists = lane.status_list
-        age = lane.list_age(lane.clock())
+        age = lane.list_age(lane.now())
         list_sync = lane.reference.get("list-sync") or {}
+        clock = lane.lane_clock()
     return JsonResponse(
         {
             "status_list": {
@@ -218,6 +219,13 @@ def status_json(request: HttpRequest) -> JsonResponse:
             "last_sync_utc": status.last_sync_utc.isoformat() if status.last_sync_utc else None,
             "last_error": status.last_error,
             "clock_offset_ms": status.clock_offset_ms,
+            "clock": {
+                # center minus terminal, as measured; records carry its negative
+                "offset_ms": clock.offset_ms,
+                "measured_utc": clock.measured_utc.isoformat() if clock.measured_utc else None,
+                "max_ms": clock.max_ms,
+                "card_work_refused": clock.beyond or not clock.measured,
+            },
             "open_intents": intents,
         }
     )

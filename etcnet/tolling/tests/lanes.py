@@ -24,8 +24,10 @@ def lane_terminal(
     lanes: list[int],
     *,
     url: str | None = None,
+    **options: Any,
 ) -> LaneTerminal:
-    """A terminal registered at the center, with its store in ``tmp_path``, synced once."""
+    """A terminal registered at the center, with its store in ``tmp_path``, synced
+    once; ``options`` go to ``LaneTerminal`` (its ``clock``, ``clock_max_ms``)."""
     _term, secret, psam = services.register_terminal(
         terminal_id, station_id=station, lanes=lanes, actor=operator
     )
@@ -35,6 +37,7 @@ def lane_terminal(
         center=HttpCenter(url or live_server.url, terminal_id=terminal_id, secret=secret),
         psam=lambda: open_emulated(psam),
         verify_password=check_password,
+        **options,
     )
     lane.sync()
     return lane
