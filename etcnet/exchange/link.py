@@ -46,10 +46,14 @@ from etcnet.clearing.packages import ResponseResult
 from etcnet.core import audit
 from etcnet.exchange import protocol, signing, sm2
 from etcnet.exchange.models import Direction, Transfer, TransferState
+from etcnet.lists import services as lists
+from etcnet.lists.models import ListVersion
 
 __all__ = ["LinkUnavailable", "Received", "Sent", "client", "queue", "receive", "send"]
 
 _ACKNOWLEDGED = (ResponseResult.RECEIVED, ResponseResult.DUPLICATE)
+#: A status-list version: a file, not a §6.2 message (protocol.FILE_HEADER).
+STATUS_LIST = "statuslist"
 
 
 @dataclass
@@ -116,7 +120,9 @@ def queue(*, actor: Any = "etcnet exchange") -> int:
         exchange.day_packages(day.date, actor=actor)
     national = settings.ETCNET_NATIONAL_CENTER_ID
     queued = set(
-        Transfer.objects.filter(direction=Direction.OUT).values_list("sender_id", "message_id")
+        Transfer.objects.filter(direction=Direction.OUT).values_list(
+            "sender_id", "kind", "message_id"
+        )
     )
     # A package whose 记账 came in already (a file exchanged by hand, `etcnet
     # clearing import`) was delivered: it is not sent again.
@@ -129,7 +135,7 @@ def queue(*, actor: Any = "etcnet exchange") -> int:
     for file in ExchangeFile.objects.filter(
         direction=ExchangeDirection.OUT, receiver_id=national
     ).order_by("message_id"):
-        if (file.sender_id, file.message_id) in queued:
+        if (file.sender_id, file.kind, file.message_id) in queued:
             continue
         if file.kind == ExchangeKind.TRANSACTIONS and file.body_message_id in answered:
             continue
@@ -155,6 +161,36 @@ def queue(*, actor: Any = "etcnet exchange") -> int:
                 subject=transfer,
                 after={"kind": file.kind, "message_id": file.message_id, "file": transfer.name},
             )
+        made += 1
+    return made + _queue_lists(queued, actor)
+
+
+def _queue_lists(queued: set[tuple[str, str, int]], actor: Any) -> int:
+    """Our status-list versions (each increment, numbered by its version row) for
+    the national center, which keeps the national list."""
+    ours = settings.ETCNET_CLEARING_SENDER_ID
+    made = 0
+    for version in ListVersion.objects.order_by("number"):
+        if (ours, STATUS_LIST, version.pk) in queued:
+            continue
+        path = lists.version_path(version)
+        data = path.read_bytes()
+        signature = signing.sign(data, purpose=f"status list {version.number}")
+        with transaction.atomic():
+            transfer = Transfer.objects.create(
+                direction=Direction.OUT,
+                counterpart=settings.ETCNET_NATIONAL_CENTER_ID,
+                sender_id=ours,
+                message_id=version.pk,
+                kind=STATUS_LIST,
+                name=str(path.relative_to(_root()) if path.is_relative_to(_root()) else path),
+                sha256=hashlib.sha256(data).hexdigest(),
+                signature=signature.header(),
+                state=TransferState.PENDING,
+                created_at=timezone.now(),
+            )
+            audit.record(actor=actor, action="exchange.queued", subject=transfer,
+                         after={"kind": STATUS_LIST, "version": version.number})  # fmt: skip
         made += 1
     return made
 
@@ -187,23 +223,27 @@ def _fail(transfer: Transfer, error: str) -> None:
     transfer.save(update_fields=["last_error"])
 
 
-def _read_response(
-    answer: httpx.Response, transfer: Transfer
-) -> tuple[packages.Response | None, str]:
-    """The counterpart's Response, verified, or why it cannot be taken."""
+def _read_response(answer: httpx.Response, transfer: Transfer) -> tuple[ResponseResult | None, str]:
+    """The counterpart's result, its Response (or file answer) verified, or why
+    it cannot be taken."""
     if answer.status_code != 200:
         return None, f"HTTP {answer.status_code}: {answer.text[:200]}"
     try:
         signature = sm2.Signature.from_header(answer.headers.get(protocol.SIGNATURE_HEADER))
         signing.verify(answer.content, signature, party=transfer.counterpart)
-        response = packages.read(answer.content)
-    except (sm2.SignatureError, packages.PackageError) as error:
+        if transfer.kind == STATUS_LIST:
+            taken = protocol.FileAnswer.from_bytes(answer.content)
+            answered, result = taken.file_id, taken.result
+        else:
+            response = packages.read(answer.content)
+            if not isinstance(response, packages.Response):
+                return None, "response: not a Response"
+            answered, result = response.header.message_id, response.result
+    except (sm2.SignatureError, packages.PackageError, ValueError) as error:
         return None, f"response: {error}"
-    if not isinstance(response, packages.Response):
-        return None, "response: not a Response"
-    if response.header.message_id != transfer.message_id:
-        return None, f"response: answers message {response.header.message_id}"
-    return response, ""
+    if answered != transfer.message_id:
+        return None, f"response: answers message {answered}"
+    return result, ""
 
 
 def send(
@@ -221,26 +261,39 @@ def send(
                 report.failed.append(transfer.name)
                 continue
             try:
-                answer = http.post(
-                    "/v1/messages",
-                    content=data,
-                    headers={
-                        "Content-Type": protocol.CONTENT_TYPE,
-                        protocol.SIGNATURE_HEADER: transfer.signature,
-                    },
-                )
+                if transfer.kind == STATUS_LIST:
+                    answer = http.post(
+                        "/v1/files",
+                        params={"name": path.name},
+                        content=data,
+                        headers={
+                            "Content-Type": "application/octet-stream",
+                            protocol.SIGNATURE_HEADER: transfer.signature,
+                            protocol.FILE_ID_HEADER: str(transfer.message_id),
+                            protocol.SENDER_HEADER: transfer.sender_id,
+                        },
+                    )
+                else:
+                    answer = http.post(
+                        "/v1/messages",
+                        content=data,
+                        headers={
+                            "Content-Type": protocol.CONTENT_TYPE,
+                            protocol.SIGNATURE_HEADER: transfer.signature,
+                        },
+                    )
             except httpx.HTTPError as lost:
                 _fail(transfer, f"not answered: {type(lost).__name__}: {lost}")
                 report.failed.append(transfer.name)
                 continue
-            response, why = _read_response(answer, transfer)
-            if response is None:
-                kept = path.with_name(path.name + f".answer-{transfer.attempts}")
+            result, why = _read_response(answer, transfer)
+            if result is None:
+                kept = _root() / "exchange" / "answers" / f"{path.name}.answer-{transfer.attempts}"
                 _write(kept, answer.content)
                 _fail(transfer, why)
                 report.failed.append(transfer.name)
                 continue
-            _acknowledged(transfer, path, answer, response, actor)
+            _acknowledged(transfer, path, answer, result, actor)
             if transfer.state == TransferState.ACKED:
                 report.acked += 1
             else:
@@ -255,17 +308,17 @@ def _acknowledged(
     transfer: Transfer,
     path: Path,
     answer: httpx.Response,
-    response: packages.Response,
+    result: ResponseResult,
     actor: Any,
 ) -> None:
     """Store the Response (file, then row) before anything acts on it."""
-    response_path = path.with_name(path.name + ".response.xml")
+    suffix = ".answer.json" if transfer.kind == STATUS_LIST else ".response.xml"
+    response_path = _root() / "exchange" / "answers" / (path.name + suffix)
     _write(response_path, answer.content)
     signing.signature_file(response_path).write_text(
         sm2.Signature.from_header(answer.headers[protocol.SIGNATURE_HEADER]).to_json(),
         encoding="utf-8",
     )
-    result = response.result
     with transaction.atomic():
         transfer.response_code = int(result)
         transfer.response_name = str(response_path.relative_to(_root()))
@@ -308,6 +361,13 @@ def receive(
                 break
             delivery = answer.headers.get(protocol.DELIVERY_HEADER, "")
             data, signature = answer.content, answer.headers.get(protocol.SIGNATURE_HEADER)
+            if protocol.FILE_HEADER in answer.headers:
+                taken = take_file(data, answer.headers, report=report, actor=actor)
+                body = taken.to_bytes()
+                sig = signing.sign(body, purpose=f"file answer {taken.file_id}")
+                if not _answer(http, delivery, body, sig, report):
+                    break
+                continue
             result, envelope = take(data, signature, report=report, actor=actor)
             if envelope is None:
                 report.failed.append(f"delivery {delivery}: no header to answer")
@@ -315,23 +375,79 @@ def receive(
             response = protocol.response(envelope, responder=ours, result=result)
             body = packages.write(response)
             sig = signing.sign(body, purpose=f"response {envelope.header.message_id}")
-            try:
-                http.post(
-                    f"/v1/deliveries/{delivery}/response",
-                    content=body,
-                    headers={
-                        "Content-Type": protocol.CONTENT_TYPE,
-                        protocol.SIGNATURE_HEADER: sig.header(),
-                    },
-                )
-            except httpx.HTTPError as error:
-                # It comes again and is answered 5 then: taken once all the same.
-                report.failed.append(f"delivery {delivery}: answer not delivered: {error}")
+            if not _answer(http, delivery, body, sig, report):
                 break
     finally:
         if own:
             http.close()
     return report
+
+
+def _answer(
+    http: httpx.Client, delivery: str, body: bytes, sig: sm2.Signature, report: Received
+) -> bool:
+    try:
+        http.post(
+            f"/v1/deliveries/{delivery}/response",
+            content=body,
+            headers={
+                "Content-Type": protocol.CONTENT_TYPE,
+                protocol.SIGNATURE_HEADER: sig.header(),
+            },
+        )
+    except httpx.HTTPError as error:
+        # It comes again and is answered 5 then: taken once all the same.
+        report.failed.append(f"delivery {delivery}: answer not delivered: {error}")
+        return False
+    return True
+
+
+def take_file(
+    data: bytes, headers: httpx.Headers, *, report: Received, actor: Any
+) -> protocol.FileAnswer:
+    """A status-list version from the national center: verified, kept, imported
+    all or nothing (lists' `import_file`), once."""
+    national = settings.ETCNET_NATIONAL_CENTER_ID
+    name = Path(headers.get(protocol.FILE_HEADER, "file")).name or "file"
+    try:
+        file_id = int(headers.get(protocol.FILE_ID_HEADER, ""))
+    except ValueError:
+        file_id = 0
+    kept = f"exchange/in/files/{national}-{file_id:010d}-{name}"
+    envelope = packages.Envelope(packages.Header(national, settings.ETCNET_CLEARING_SENDER_ID,
+                                                 max(file_id, 1)), 5, 0, 0)  # fmt: skip
+    try:
+        sig = sm2.Signature.from_header(headers.get(protocol.SIGNATURE_HEADER))
+        signing.verify(data, sig, party=national)
+    except sm2.SignatureError as error:
+        _write(_root() / "exchange" / "in" / "quarantine" / f"{file_id:010d}-{name}", data)
+        _record_in(envelope, kept, data, headers.get(protocol.SIGNATURE_HEADER, ""),
+                   TransferState.QUARANTINED, ResponseResult.HEADER_ERROR, str(error), actor,
+                   kind=STATUS_LIST)  # fmt: skip
+        report.quarantined += 1
+        return protocol.FileAnswer(file_id, ResponseResult.HEADER_ERROR, str(error))
+    seen = (
+        Transfer.objects.filter(
+            direction=Direction.IN, sender_id=national, kind=STATUS_LIST, message_id=file_id
+        )
+        .exclude(state=TransferState.QUARANTINED)
+        .first()
+    )
+    if seen is not None:
+        Transfer.objects.filter(pk=seen.pk).update(deliveries=seen.deliveries + 1)
+        report.duplicates += 1
+        return protocol.FileAnswer(file_id, ResponseResult.DUPLICATE, "taken before")
+    _write(_root() / kept, data)
+    imported = lists.import_file(data, filename=name, actor=actor)
+    if imported.result == imported.Result.REFUSED:
+        result, reason = ResponseResult.CONTENT_ERROR, f"{imported.field}: {imported.report}"
+        state = TransferState.REFUSED
+        report.refused += 1
+    else:
+        result, reason, state = ResponseResult.RECEIVED, "", TransferState.APPLIED
+        report.applied += 1
+    _record_in(envelope, kept, data, sig.header(), state, result, reason, actor, kind=STATUS_LIST)
+    return protocol.FileAnswer(file_id, result, reason)
 
 
 def take(
@@ -364,6 +480,7 @@ def take(
             direction=Direction.IN, sender_id=header.sender_id, message_id=header.message_id
         )
         .exclude(state=TransferState.QUARANTINED)
+        .exclude(kind=STATUS_LIST)
         .first()
     )
     if seen is not None:
@@ -399,9 +516,11 @@ def _record_in(
     result: ResponseResult,
     reason: str,
     actor: Any,
+    *,
+    kind: str = "",
 ) -> Transfer:
     header = envelope.header
-    kind = {(7, 1): "transactions", (5, 1): "accounting", (5, 2): "summary"}.get(
+    kind = kind or {(7, 1): "transactions", (5, 1): "accounting", (5, 2): "summary"}.get(
         (envelope.message_type, envelope.content_type), "other"
     )
     with transaction.atomic():

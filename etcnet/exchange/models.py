@@ -85,12 +85,13 @@ class Transfer(models.Model):
 
     class Meta:
         constraints = [
-            # A message is taken once per sender and id; a forged one kept unverified
-            # never stands in the way of the genuine one.
+            # A message is taken once per sender and id (files — status lists —
+            # are numbered apart); a forged one kept unverified never stands in
+            # the way of the genuine one.
             models.UniqueConstraint(
-                fields=["direction", "sender_id", "message_id"],
+                fields=["direction", "sender_id", "kind", "message_id"],
                 condition=~models.Q(state="quarantined"),
-                name="exchange_transfer_once",
+                name="exchange_transfer_once_per_kind",
             )
         ]
         indexes = [models.Index(fields=["direction", "state", "next_attempt_at"])]

@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     message_id INTEGER NOT NULL, clear_date TEXT, body BLOB NOT NULL, signature TEXT NOT NULL,
     deliveries INTEGER NOT NULL DEFAULT 0, result INTEGER, answered_at TEXT);
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS received_files (
+    sender TEXT NOT NULL, file_id INTEGER NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL,
+    at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (sender, file_id));
 """
 
 
@@ -136,6 +139,8 @@ class NationalCenter:
             )
         self._db = sqlite3.connect(directory / "national.sqlite3", check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        with contextlib.suppress(sqlite3.OperationalError):  # a folder made before files
+            self._db.execute("ALTER TABLE outbox ADD COLUMN name TEXT")
         self._lock = threading.RLock()
 
     # -- the clock and the behaviour ---------------------------------------------------
@@ -212,6 +217,49 @@ class NationalCenter:
             (self.peer.subject, kind, header.message_id, clear_date, data, signature.header()),
         )
         return int(cursor.lastrowid or 0)
+
+    def queue_file(self, data: bytes, name: str) -> int:
+        """Sign and queue a file (a status-list version) for the center."""
+        with self._lock, self._db:
+            row = self._db.execute(
+                "SELECT MAX(message_id) FROM outbox WHERE kind = 'file'"
+            ).fetchone()
+            file_id = int(row[0] or 0) + 1
+            signature = self.sign(data, f"file {name} for {self.peer.subject}")
+            cursor = self._db.execute(
+                "INSERT INTO outbox (receiver, kind, message_id, body, signature, name)"
+                " VALUES (?, 'file', ?, ?, ?, ?)",
+                (self.peer.subject, file_id, data, signature.header(), name),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def take_file(
+        self, data: bytes, *, name: str, file_id: int, sender: str, signature: str | None
+    ) -> tuple[bytes, sm2.Signature, str]:
+        """A file from the center → (our signed answer, its signature, reason)."""
+        with self._lock:
+            reason = self.check(data, signature)
+            if reason:
+                with self._db:
+                    self._db.execute(
+                        "INSERT INTO refused (at, reason, body) VALUES (?, ?, ?)",
+                        (self.now().isoformat(), reason, data),
+                    )
+                result = ResponseResult.HEADER_ERROR
+            elif self._db.execute(
+                "SELECT 1 FROM received_files WHERE sender = ? AND file_id = ?", (sender, file_id)
+            ).fetchone():
+                result, reason = ResponseResult.DUPLICATE, "消息重复: this file was taken before"
+            else:
+                with self._db:
+                    self._db.execute(
+                        "INSERT INTO received_files VALUES (?, ?, ?, ?, ?, ?)",
+                        (sender, file_id, name, hashlib.sha256(data).hexdigest(),
+                         self.now().isoformat(), data),
+                    )  # fmt: skip
+                result = ResponseResult.RECEIVED
+            body = protocol.FileAnswer(file_id, result, reason).to_bytes()
+            return body, self.sign(body, "file answer"), reason
 
     # -- messages in -------------------------------------------------------------------
 
@@ -304,11 +352,11 @@ class NationalCenter:
 
     # -- messages out ------------------------------------------------------------------
 
-    def next_for(self, party: str) -> tuple[int, bytes, str] | None:
+    def next_for(self, party: str) -> tuple[int, bytes, str, str | None, int] | None:
         with self._lock, self._db:
             row = self._db.execute(
-                "SELECT id, body, signature FROM outbox WHERE receiver = ? AND (result IS NULL"
-                " OR (deliveries < 2 AND ? = 'twice')) ORDER BY id LIMIT 1",
+                "SELECT id, body, signature, name, message_id FROM outbox WHERE receiver = ?"
+                " AND (result IS NULL OR (deliveries < 2 AND ? = 'twice')) ORDER BY id LIMIT 1",
                 (party, self.behaviour()["mode"]),
             ).fetchone()
             if row is None:
@@ -316,28 +364,32 @@ class NationalCenter:
             self._db.execute(
                 "UPDATE outbox SET deliveries = deliveries + 1 WHERE id = ?", (row[0],)
             )
-            return int(row[0]), bytes(row[1]), str(row[2])
+            return int(row[0]), bytes(row[1]), str(row[2]), row[3], int(row[4])
 
     def answered(self, delivery: int, data: bytes, signature: str | None) -> str:
         """The center's Response to a delivery: '' when taken, else why not."""
         reason = self.check(data, signature)
         if reason:
             return reason
-        try:
-            response = packages.read(data)
-        except packages.PackageError as error:
-            return str(error)
-        if not isinstance(response, packages.Response):
-            return "body: expected a Response"
+        row = self._db.execute("SELECT kind FROM outbox WHERE id = ?", (delivery,)).fetchone()
+        if row is not None and row[0] == "file":
+            try:
+                answer = protocol.FileAnswer.from_bytes(data)
+            except ValueError as error:
+                return str(error)
+            result, answered_id = int(answer.result), answer.file_id
+        else:
+            try:
+                response = packages.read(data)
+            except packages.PackageError as error:
+                return str(error)
+            if not isinstance(response, packages.Response):
+                return "body: expected a Response"
+            result, answered_id = int(response.result), response.header.message_id
         with self._lock, self._db:
             updated = self._db.execute(
                 "UPDATE outbox SET result = ?, answered_at = ? WHERE id = ? AND message_id = ?",
-                (
-                    int(response.result),
-                    self.now().isoformat(),
-                    delivery,
-                    response.header.message_id,
-                ),
+                (result, self.now().isoformat(), delivery, answered_id),
             ).rowcount
         if updated and self.auto_summary:
             self._summary_when_answered(delivery)
@@ -371,6 +423,9 @@ class NationalCenter:
                 " GROUP BY kind"
             ).fetchall()
             refused = self._db.execute("SELECT COUNT(*) FROM refused").fetchone()[0]
+            files = self._db.execute(
+                "SELECT sender, file_id, name FROM received_files ORDER BY sender, file_id"
+            ).fetchall()
         return {
             "behaviour": self.behaviour(),
             "received": [
@@ -382,6 +437,7 @@ class NationalCenter:
                 for k, n, w, d in outbox
             ],
             "refused_signatures": refused,
+            "files": [{"sender": s, "file_id": i, "name": n} for s, i, n in files],
         }
 
 
@@ -428,12 +484,18 @@ class _Handler(BaseHTTPRequestHandler):
             found = sim.next_for(party)
             if found is None:
                 return self._send(204, b"")
-            delivery, body, signature = found
-            return self._send(200, body, {
+            delivery, body, signature, name, message_id = found
+            headers = {
                 "Content-Type": protocol.CONTENT_TYPE,
                 protocol.SIGNATURE_HEADER: signature,
                 protocol.DELIVERY_HEADER: str(delivery),
-            })  # fmt: skip
+            }
+            if name:
+                headers["Content-Type"] = "application/octet-stream"
+                headers[protocol.FILE_HEADER] = name
+                headers[protocol.FILE_ID_HEADER] = str(message_id)
+                headers[protocol.SENDER_HEADER] = NATIONAL_ID
+            return self._send(200, body, headers)
         return self._json(404, {"error": "no such call"})
 
     def do_POST(self) -> None:
@@ -461,6 +523,20 @@ class _Handler(BaseHTTPRequestHandler):
                 if reason:
                     headers["X-Etcnet-Reason"] = reason.encode("unicode_escape").decode("ascii")
                 return self._send(200, answer, headers)
+            if url.path == "/v1/files":
+                answer, signature, reason = sim.take_file(
+                    body,
+                    name=parse_qs(url.query).get("name", [""])[0],
+                    file_id=int(self.headers.get(protocol.FILE_ID_HEADER) or 0),
+                    sender=self.headers.get(protocol.SENDER_HEADER) or "",
+                    signature=self.headers.get(protocol.SIGNATURE_HEADER),
+                )
+                time.sleep(delay)
+                if behaviour["mode"] == "drop-acks":
+                    return self._drop()
+                headers = {"Content-Type": "application/json"}
+                headers[protocol.SIGNATURE_HEADER] = signature.header()
+                return self._send(200, answer, headers)
             time.sleep(delay)
             parts = url.path.strip("/").split("/")
             if len(parts) == 4 and parts[:2] == ["v1", "deliveries"] and parts[3] == "response":
@@ -474,6 +550,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _control(self, path: str, body: bytes) -> None:
         sim = self.server.sim
+        url = urlsplit(self.path)
+        if url.path == "/sim/queue-file":
+            name = parse_qs(url.query).get("name", [""])[0]
+            return self._json(200, {"delivery": sim.queue_file(body, name or "file")})
         data = json.loads(body or b"{}") if path != "/sim/queue" else {}
         if path == "/sim/behaviour":
             return self._json(200, sim.set_behaviour(data))

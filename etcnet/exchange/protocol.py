@@ -5,6 +5,13 @@ signed, each answered with a signed §6.2 Response (results 1–8).
     GET  /v1/messages?for=PARTY       the oldest message waiting for PARTY (204: none),
                                       with its delivery number in X-Etcnet-Delivery
     POST /v1/deliveries/N/response    PARTY's Response to delivery N → 200
+    POST /v1/files?name=NAME          a file that is not a §6.2 message (a status-list
+                                      version), numbered per sender → its answer
+
+A file travels with X-Etcnet-File (its name), X-Etcnet-File-Id (the sender's
+number for it) and X-Etcnet-Sender; it is answered, either way, by a signed JSON
+answer with a §6.2 result (1, 2 for a signature that does not verify, 4 for a
+file refused, 5 for one taken before).
 
 Pure: no Django. Both the center (etcnet.exchange.link) and the simulated
 national center (etcnet.exchange.national) build on it.
@@ -12,6 +19,7 @@ national center (etcnet.exchange.national) build on it.
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 from etcnet.clearing import packages
@@ -20,13 +28,20 @@ from etcnet.clearing.packages import ResponseResult
 __all__ = [
     "CONTENT_TYPE",
     "DELIVERY_HEADER",
+    "FILE_HEADER",
+    "FILE_ID_HEADER",
+    "SENDER_HEADER",
     "SIGNATURE_HEADER",
+    "FileAnswer",
     "Judged",
     "judge",
     "response",
 ]
 
 SIGNATURE_HEADER = "X-Etcnet-Signature"
+FILE_HEADER = "X-Etcnet-File"
+FILE_ID_HEADER = "X-Etcnet-File-Id"
+SENDER_HEADER = "X-Etcnet-Sender"
 DELIVERY_HEADER = "X-Etcnet-Delivery"
 CONTENT_TYPE = "application/xml; charset=utf-8"
 
@@ -87,3 +102,24 @@ def response(
     if message_type == 7:
         content_type = 1
     return packages.Response(header, message_type, content_type, result)
+
+
+class FileAnswer(NamedTuple):
+    """The answer to a file: which file (sender's number), the §6.2 result, why."""
+
+    file_id: int
+    result: ResponseResult
+    reason: str = ""
+
+    def to_bytes(self) -> bytes:
+        data = {"file_id": self.file_id, "result": int(self.result), "reason": self.reason}
+        return json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FileAnswer:
+        try:
+            found = json.loads(data)
+            return cls(int(found["file_id"]), ResponseResult(int(found["result"])),
+                       str(found.get("reason", "")))  # fmt: skip
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"answer: not a file answer ({error})") from None

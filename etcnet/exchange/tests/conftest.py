@@ -122,6 +122,11 @@ class NationalSim:
     def queue(self, data: bytes) -> int:
         return int(self._call("POST", "/sim/queue", content=data)["delivery"])
 
+    def queue_file(self, data: bytes, name: str) -> int:
+        return int(
+            self._call("POST", "/sim/queue-file", params={"name": name}, content=data)["delivery"]
+        )
+
     def summary(self, date: str) -> None:
         self._call("POST", "/sim/summary", json={"date": date})
 
