@@ -83,7 +83,9 @@ def start() -> list[subprocess.Popen[bytes]]:
         f"https://127.0.0.1:{NATIONAL_PORT}/ (its state: /sim/state); the exchange runs every 15 s",
         flush=True,
     )
-    return [signer, national, runner]
+    from etcnet.demo import banks  # the simulated banks and the bank loop (docs/banks.md)
+
+    return [signer, national, runner, *banks.start()]
 
 
 def _card_used_elsewhere() -> bytes | None:

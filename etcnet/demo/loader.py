@@ -33,6 +33,7 @@ from etcnet.cards.models import Batch, CardUnit, UnitKind
 from etcnet.core.roles import Role
 from etcnet.core.sms import MemorySmsSender
 from etcnet.demo import clearing
+from etcnet.demo.banks import DEBIT_ACCOUNT, DEBIT_BANK
 from etcnet.issuance import samples, services
 from etcnet.issuance.models import Application, Outlet, OutletMembership
 from etcnet.lists import services as lists
@@ -240,12 +241,20 @@ class Loader:
             cards_nos[0], amount_fen=20_000, channel="cash", idempotency_key="demo-1", actor=clerk
         )
         # 张三's new-energy car: a debit card (记账卡) of the same account, not yet activated.
-        cards.issue(
+        debit = cards.issue(
             second.pk, card_no=cards_nos[1], contract_no=obu_nos[1], card_type=23, actor=clerk
         )
+        # Its tolls are collected by 工商银行 under the three-party agreement (三方协议),
+        # one of the demo's simulated banks (etcnet.demo.banks).
+        account = debit.card.account
+        assert account is not None  # an issued card belongs to its customer's account
+        cards.link_bank_account(
+            account.number, bank_name=DEBIT_BANK, bank_account_no=DEBIT_ACCOUNT,
+            actor=clerk,
+        )  # fmt: skip
         self.stdout.write(
             f"Emulated cards in {settings.ETCNET_CARD_DIR}: {cards_nos[0]} (200.00 yuan), "
-            f"{cards_nos[1]} (debit); {len(cards_nos) - 2} cards and OBUs in stock."
+            f"{cards_nos[1]} (debit, {DEBIT_BANK}); {len(cards_nos) - 2} cards and OBUs in stock."
         )
 
 
