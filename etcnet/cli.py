@@ -18,6 +18,7 @@
     etcnet exchange national-sim --dir D --peer-cert F  a simulated national center
     etcnet exchange bank-sim --dir D --peer-cert F     a simulated bank (docs/banks.md)
     etcnet exchange run|queue|send|receive|transfers|certificate   the front server
+    etcnet clock check [--every S] | show | ntp-sim   the center's time source (docs/clock.md)
     etcnet terminal serve --center URL --terminal-id ID   a handheld / lane PC (local web UI)
     etcnet manage COMMAND ...                      any Django management command
     etcnet COMMAND ...                             the same, for commands without a clash
@@ -67,6 +68,9 @@ def _center(argv: Sequence[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if args.action == "demo":
+        # The demo's Beidou receiver is simulated on this port (docs/clock.md).
+        os.environ.setdefault("ETCNET_TIME_SOURCE", DEMO_TIME_SOURCE)
     _django_setup()
     from django.core.management import call_command
 
@@ -96,16 +100,17 @@ def _center(argv: Sequence[str]) -> int:
         from etcnet.demo import exchange as demo_exchange
 
         helpers.extend(demo_exchange.start())
-        # The audit trail's sealer: events hash-chained within seconds (docs/audit.md).
-        helpers.append(
-            subprocess.Popen([sys.executable, "-m", "etcnet.cli", "audit", "seal", "--every", "10"])
-        )
         # Plate pre-selection: lapsed locks, overdue numbers, the 24-hour cancellation.
         helpers.append(
             subprocess.Popen(
                 [sys.executable, "-m", "etcnet.cli", "plates", "expire", "--every", "60"]
             )
         )
+        # The audit trail's sealer: events hash-chained within seconds (docs/audit.md).
+        helpers.append(
+            subprocess.Popen([sys.executable, "-m", "etcnet.cli", "audit", "seal", "--every", "10"])
+        )
+        helpers.extend(_demo_clock())
     try:
         serve(
             application,
@@ -120,6 +125,27 @@ def _center(argv: Sequence[str]) -> int:
         for helper in helpers:
             helper.terminate()
     return 0
+
+
+#: Where `make demo` runs its simulated Beidou receiver (an SNTP server).
+DEMO_TIME_SOURCE = "127.0.0.1:12300"
+
+
+def _demo_clock() -> list[subprocess.Popen[bytes]]:
+    """The demo's time source: a simulated Beidou receiver whose time is 40 ms
+    ahead of this machine's clock, when ETCNET_TIME_SOURCE is the demo's, and the
+    center reading it every minute (the operators' panel on /tolling/ and /clock/)."""
+    from django.conf import settings
+
+    clock = [sys.executable, "-m", "etcnet.cli", "clock"]
+    helpers = []
+    if settings.ETCNET_TIME_SOURCE == DEMO_TIME_SOURCE:
+        host, port = DEMO_TIME_SOURCE.split(":")
+        sim = ["ntp-sim", "--host", host, "--port", port, "--offset-ms", "40"]
+        helpers.append(subprocess.Popen([*clock, *sim]))
+    if settings.ETCNET_TIME_SOURCE:
+        helpers.append(subprocess.Popen([*clock, "check", "--every", "60"]))
+    return helpers
 
 
 def _demo_terminal(host: str, port: int) -> subprocess.Popen[bytes]:
@@ -178,6 +204,15 @@ def _terminal(argv: Sequence[str]) -> int:
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--sync-interval", type=float, default=10.0, help="seconds between syncs")
     p.add_argument("--clock-warn-ms", type=int, default=2000)
+    from etcnet.terminal.lane import CLOCK_MAX_MS
+
+    p.add_argument(
+        "--clock-max-ms",
+        type=int,
+        default=CLOCK_MAX_MS,
+        help="refuse card work when the clock is further off the center's than this "
+        "(default: the center's default ETCNET_CLEARING_CLOCK_LIMIT_MS; docs/clock.md)",
+    )
     p.add_argument("--reference-warn-hours", type=int, default=24)
     p.add_argument(
         "--list-warn-minutes",
@@ -237,6 +272,7 @@ def _terminal(argv: Sequence[str]) -> int:
             verify_password=check_password,
             offline_login_days=args.offline_login_days,
             status_list=status_list,
+            clock_max_ms=args.clock_max_ms,
         )
 
     ui = build(5.0)

@@ -112,6 +112,8 @@ INSTALLED_APPS = [
     "ninja",
     "axes",
     "etcnet.core",
+    # The center's clock against its time source (北斗时钟同步, docs/clock.md).
+    "etcnet.clock",
     "etcnet.issuance",
     "etcnet.cards",
     "etcnet.lists",
@@ -309,6 +311,22 @@ ETCNET_LIST_KEEP_DAYS = env_int("ETCNET_LIST_KEEP_DAYS", 7)
 # lane clock offset beyond which a record is held (code 16).
 ETCNET_CLEARING_LATE_DAYS = env_int("ETCNET_CLEARING_LATE_DAYS", 90)
 ETCNET_CLEARING_CLOCK_LIMIT_MS = env_int("ETCNET_CLEARING_CLOCK_LIMIT_MS", 300_000)
+# The center's time source (docs/clock.md): the Beidou receiver, an NTP server, as
+# "host" or "host:port" (empty: none, server_time is the system clock as it is);
+# the center's offset from it beyond which the operators' panel warns, and how long
+# without a good reading before it says the source is silent.
+ETCNET_TIME_SOURCE = env_str("ETCNET_TIME_SOURCE", "")
+ETCNET_TIME_SOURCE_MAX_MS = env_int("ETCNET_TIME_SOURCE_MAX_MS", 1000)
+ETCNET_TIME_SOURCE_STALE_S = env_int("ETCNET_TIME_SOURCE_STALE_S", 300)
+if ETCNET_TIME_SOURCE:
+    from etcnet.clock.sntp import parse_source
+
+    try:
+        parse_source(ETCNET_TIME_SOURCE)
+    except ValueError as _bad_source:
+        raise ImproperlyConfigured(f"ETCNET_TIME_SOURCE: {_bad_source}") from None
+if ETCNET_TIME_SOURCE_MAX_MS < 0 or ETCNET_TIME_SOURCE_STALE_S < 1:
+    raise ImproperlyConfigured("ETCNET_TIME_SOURCE_MAX_MS >= 0 and ETCNET_TIME_SOURCE_STALE_S >= 1")
 # The exchange with the national center (docs/clearing-packages.md): our sender id and
 # theirs (16 hex digits each), and our id as the service provider (收费方) of our roads.
 ETCNET_CLEARING_SENDER_ID = env_str("ETCNET_CLEARING_SENDER_ID", "0000000000006101")
