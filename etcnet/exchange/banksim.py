@@ -125,7 +125,11 @@ class Bank:
             self._set("skew_s", str(float(self._get("skew_s", "0")) + seconds))
 
     def behaviour(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self._get("behaviour", '{"mode": "accept"}'))
+        # A bank never set since it started behaves as accept, with every key.
+        data: dict[str, Any] = {
+            "mode": "accept", "delay_s": 0.0, "hold_confirm": [], "confirm_amount": {},
+            "reject": [], **json.loads(self._get("behaviour", "{}")),
+        }  # fmt: skip
         if data["mode"] == "down" and self.now().timestamp() >= data.get("until", 0):
             data = {**data, "mode": "accept"}
         return data

@@ -309,7 +309,9 @@ def _post_collected(row: BankFile, lines: list[DebitLine]) -> None:
                 EntryKind.CLEARING,
                 tuple((code, amount) for code, amount in entry_lines if amount),
                 memo=f"debit collected: {row.name}",
-                idempotency_key=f"bank-result:{row.bank}:{row.name}"[:80],
+                # The file id names the bank (its sender) and is unique: the key
+                # fits whole (a cut key made a day's second result file clash).
+                idempotency_key=f"bank-result:{row.name}",
             )
         ]
     )

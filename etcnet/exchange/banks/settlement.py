@@ -29,7 +29,7 @@ from etcnet.cards import ledger
 from etcnet.cards.models import EntryKind
 from etcnet.clearing.models import CounterpartyKind, Position
 from etcnet.core import audit
-from etcnet.exchange import bankfiles
+from etcnet.exchange import bankfiles, sm2
 from etcnet.exchange.banks import transport
 from etcnet.exchange.banks.config import BanksConfig, load
 from etcnet.exchange.banks.debits import BankError, closed_day
@@ -175,7 +175,7 @@ def _post(instruction: SettlementInstruction, config: BanksConfig, actor: Any) -
         [ledger.Line(ledger.account(code), amount) for code, amount in lines if amount],
         actor=actor,
         memo=f"settled: {instruction.reference}",
-        idempotency_key=f"settlement:{instruction.reference}"[:80],
+        idempotency_key=_key(instruction.reference),
     )
     return int(entry.pk)
 
@@ -278,3 +278,12 @@ def chase(
         "CHASE", transport.ours(), bank, today, transport.next_seq(bank, "chase")
     )
     return _send(bank, name, BankFileKind.CHASE, today, due, actor)
+
+
+def _key(reference: str) -> str:
+    """The posting's idempotency key: the reference, or its SM3 when too long to
+    fit whole (a cut key could make two instructions one)."""
+    key = f"settlement:{reference}"
+    if len(key) <= 80:
+        return key
+    return "settlement:" + sm2.fingerprint(reference.encode())[:64]
