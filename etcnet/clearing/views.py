@@ -149,9 +149,11 @@ def _statement_links(period: Period) -> Callable[[Row], list[tuple[str, str]]]:
         kind, counterparty = row.ref
         query = urlencode({"period": period.key, "counterparty": counterparty})
         return [
-            (fmt, reverse("clearing:statement", args=[kind, fmt]) + "?" + query)
-            for fmt in ("pdf", "xlsx")
-        ]
+            *((fmt, reverse("clearing:statement", args=[kind, fmt]) + "?" + query)
+              for fmt in ("pdf", "xlsx")),
+            # Signed by the signature server, to hand to the counterparty (docs/exchange.md).
+            (_("signed"), reverse("exchange:statement", args=[kind]) + "?" + query),
+        ]  # fmt: skip
 
     return links
 

@@ -19,9 +19,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
+from etcnet.clearing.reports.tables import FilterError, Period
+from etcnet.clearing.statements import NoStatement
 from etcnet.core import audit
 from etcnet.core.roles import Role, role_required
-from etcnet.exchange import signing
+from etcnet.exchange import signing, statements
 from etcnet.exchange.models import Direction, PartyCertificate, Transfer, TransferState
 
 READERS = (Role.CENTER_OPERATOR, Role.AUDITOR)
@@ -83,6 +85,31 @@ def index(request: HttpRequest) -> HttpResponse:
 def _labelled(transfer: Transfer) -> Transfer:
     transfer.kind_label = str(KINDS.get(transfer.kind, transfer.kind))  # type: ignore[attr-defined]
     return transfer
+
+
+@role_required(*READERS)
+def statement(request: HttpRequest, kind: str) -> HttpResponse:
+    """A counterparty's statement, PDF and Excel signed, in one zip."""
+    try:
+        period = Period.parse(request.GET.get("period", ""))
+    except FilterError as error:
+        return HttpResponse(
+            f"{error.field}: {error.message}", status=400, content_type="text/plain; charset=utf-8"
+        )
+    try:
+        found = statements.signed(period, kind, request.GET.get("counterparty", "")[:60])
+    except NoStatement:
+        return TemplateResponse(request, "core/not_found.html", {}, status=404)
+    except signing.SignerUnavailable as unavailable:
+        return HttpResponse(
+            _("The signature server does not answer: nothing can be signed or sent.")
+            + f"\n{unavailable}",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = HttpResponse(found.data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{found.filename}"'
+    return response
 
 
 @require_POST

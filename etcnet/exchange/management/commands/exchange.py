@@ -7,6 +7,9 @@ etcnet exchange run [--every SECONDS]       queue, send, receive (forever with -
 etcnet exchange transfers [--state S]       what was sent and received
 etcnet exchange national-sim --dir D --peer-cert F   the simulated national center
                                             (a process of its own: etcnet.exchange.national)
+etcnet exchange statement --kind K [--counterparty C] --period P --out DIR
+                                            a signed statement (zip) for a counterparty
+etcnet exchange verify FILE [--party ID]    FILE against FILE.sig and the registered certificates
 etcnet exchange bank …                      the banks (etcnet.exchange.banks.command)
 etcnet exchange bank-sim --dir D --peer-cert F       a simulated bank
                                             (a process of its own: etcnet.exchange.banksim)
@@ -48,6 +51,14 @@ class Command(BaseCommand):
         transfers = sub.add_parser("transfers", help="what was sent and received")
         transfers.add_argument("--state", choices=TransferState.values)
         transfers.add_argument("--limit", type=int, default=50)
+        statement = sub.add_parser("statement", help="a counterparty's statement, signed")
+        statement.add_argument("--kind", required=True)
+        statement.add_argument("--counterparty", default="")
+        statement.add_argument("--period", required=True, help="YYYY-MM-DD or YYYY-MM")
+        statement.add_argument("--out", required=True, help="the folder the zip goes to")
+        verify = sub.add_parser("verify", help="a file against FILE.sig")
+        verify.add_argument("file")
+        verify.add_argument("--party", default=None, help="the party that must have signed")
         bank_command.add_arguments(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -59,6 +70,10 @@ class Command(BaseCommand):
                 self._register(Path(options["file"]), options["kind"])
             else:
                 self._certificates()
+        elif action == "statement":
+            self._statement(options)
+        elif action == "verify":
+            self._verify(Path(options["file"]), options["party"])
         elif action == "transfers":
             self._transfers(options["state"], options["limit"])
         elif action == "run":
@@ -69,6 +84,38 @@ class Command(BaseCommand):
                 time.sleep(options["every"])
         else:
             self._pass(action)
+
+    def _statement(self, options: dict[str, Any]) -> None:
+        from etcnet.clearing.reports.tables import FilterError, Period
+        from etcnet.clearing.statements import NoStatement
+        from etcnet.exchange import statements
+
+        try:
+            period = Period.parse(options["period"])
+            found = statements.signed(period, options["kind"], options["counterparty"])
+        except FilterError as error:
+            raise CommandError(f"--{error.field}: {error.message}") from None
+        except NoStatement:
+            raise CommandError(
+                f"{options['kind']} {options['counterparty']}: no position in {options['period']}"
+            ) from None
+        except signing.SignerUnavailable as error:
+            raise CommandError(str(error)) from None
+        out = Path(options["out"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / found.filename).write_bytes(found.data)
+        self.stdout.write(f"{out / found.filename}: PDF and Excel, each with its signature")
+
+    def _verify(self, path: Path, party: str | None) -> None:
+        try:
+            cert = signing.verify_file(path, party=party)
+        except OSError as error:
+            raise CommandError(f"{path}: {error.strerror}") from None
+        except sm2.SignatureError as error:
+            raise CommandError(f"{path}: {error}") from None
+        self.stdout.write(
+            f"{path}: signed by {cert.party} ({cert.party_name}), certificate {cert.serial}"
+        )
 
     def _register(self, path: Path, kind: str) -> None:
         try:
