@@ -44,7 +44,8 @@ from etcnet.clearing.models import (
 )
 from etcnet.clearing.packages import ResponseResult
 from etcnet.core import audit
-from etcnet.exchange import protocol, signing, sm2
+from etcnet.core.errors import DomainError as ClearingProblem
+from etcnet.exchange import disputes, protocol, signing, sm2
 from etcnet.exchange.models import Direction, Transfer, TransferState
 from etcnet.lists import services as lists
 from etcnet.lists.models import ListVersion
@@ -54,6 +55,10 @@ __all__ = ["LinkUnavailable", "Received", "Sent", "client", "queue", "receive", 
 _ACKNOWLEDGED = (ResponseResult.RECEIVED, ResponseResult.DUPLICATE)
 #: A status-list version: a file, not a §6.2 message (protocol.FILE_HEADER).
 STATUS_LIST = "statuslist"
+#: 争议处理结果: a file too (etcnet.exchange.disputes).
+DISPUTE_RESULT = "disputes"
+#: A file from the national center is numbered apart from its §6.2 messages.
+FILES = (STATUS_LIST, DISPUTE_RESULT)
 
 
 @dataclass
@@ -405,8 +410,9 @@ def _answer(
 def take_file(
     data: bytes, headers: httpx.Headers, *, report: Received, actor: Any
 ) -> protocol.FileAnswer:
-    """A status-list version from the national center: verified, kept, imported
-    all or nothing (lists' `import_file`), once."""
+    """A file from the national center — a status-list version (imported all or
+    nothing by lists' `import_file`) or a 争议处理结果 (etcnet.exchange.disputes) —
+    verified, kept and applied once."""
     national = settings.ETCNET_NATIONAL_CENTER_ID
     name = Path(headers.get(protocol.FILE_HEADER, "file")).name or "file"
     try:
@@ -414,6 +420,7 @@ def take_file(
     except ValueError:
         file_id = 0
     kept = f"exchange/in/files/{national}-{file_id:010d}-{name}"
+    kind = DISPUTE_RESULT if name.startswith(disputes.PREFIX) else STATUS_LIST
     envelope = packages.Envelope(packages.Header(national, settings.ETCNET_CLEARING_SENDER_ID,
                                                  max(file_id, 1)), 5, 0, 0)  # fmt: skip
     try:
@@ -423,12 +430,12 @@ def take_file(
         _write(_root() / "exchange" / "in" / "quarantine" / f"{file_id:010d}-{name}", data)
         _record_in(envelope, kept, data, headers.get(protocol.SIGNATURE_HEADER, ""),
                    TransferState.QUARANTINED, ResponseResult.HEADER_ERROR, str(error), actor,
-                   kind=STATUS_LIST)  # fmt: skip
+                   kind=kind)  # fmt: skip
         report.quarantined += 1
         return protocol.FileAnswer(file_id, ResponseResult.HEADER_ERROR, str(error))
     seen = (
         Transfer.objects.filter(
-            direction=Direction.IN, sender_id=national, kind=STATUS_LIST, message_id=file_id
+            direction=Direction.IN, sender_id=national, kind__in=FILES, message_id=file_id
         )
         .exclude(state=TransferState.QUARANTINED)
         .first()
@@ -438,15 +445,24 @@ def take_file(
         report.duplicates += 1
         return protocol.FileAnswer(file_id, ResponseResult.DUPLICATE, "taken before")
     _write(_root() / kept, data)
-    imported = lists.import_file(data, filename=name, actor=actor)
-    if imported.result == imported.Result.REFUSED:
-        result, reason = ResponseResult.CONTENT_ERROR, f"{imported.field}: {imported.report}"
-        state = TransferState.REFUSED
+    if kind == DISPUTE_RESULT:
+        try:
+            disputes.apply(data, actor=actor)
+            refusal = ""
+        except (disputes.DisputeFileError, ClearingProblem) as error:
+            refusal = str(error)
+    else:
+        imported = lists.import_file(data, filename=name, actor=actor)
+        refusal = ""
+        if imported.result == imported.Result.REFUSED:
+            refusal = f"{imported.field}: {imported.report}"
+    if refusal:
+        result, reason, state = ResponseResult.CONTENT_ERROR, refusal, TransferState.REFUSED
         report.refused += 1
     else:
         result, reason, state = ResponseResult.RECEIVED, "", TransferState.APPLIED
         report.applied += 1
-    _record_in(envelope, kept, data, sig.header(), state, result, reason, actor, kind=STATUS_LIST)
+    _record_in(envelope, kept, data, sig.header(), state, result, reason, actor, kind=kind)
     return protocol.FileAnswer(file_id, result, reason)
 
 
@@ -480,7 +496,7 @@ def take(
             direction=Direction.IN, sender_id=header.sender_id, message_id=header.message_id
         )
         .exclude(state=TransferState.QUARANTINED)
-        .exclude(kind=STATUS_LIST)
+        .exclude(kind__in=FILES)
         .first()
     )
     if seen is not None:
