@@ -88,30 +88,9 @@ def _center(argv: Sequence[str]) -> int:
 
     print(f"etcnet center on http://{args.host}:{args.port}/  (API docs: /api/v1/docs)", flush=True)
     helpers: list[subprocess.Popen[bytes]] = []
-    if args.action == "demo":
-        helpers.append(_demo_terminal(args.host, args.port))
-        # The status-list schedule: an increment every 5 minutes, a full version daily.
-        helpers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "etcnet.cli", "lists", "publish", "--every", "300"]
-            )
-        )
-        # The signature server, the simulated national center and the exchange loop.
-        from etcnet.demo import exchange as demo_exchange
-
-        helpers.extend(demo_exchange.start())
-        # Plate pre-selection: lapsed locks, overdue numbers, the 24-hour cancellation.
-        helpers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "etcnet.cli", "plates", "expire", "--every", "60"]
-            )
-        )
-        # The audit trail's sealer: events hash-chained within seconds (docs/audit.md).
-        helpers.append(
-            subprocess.Popen([sys.executable, "-m", "etcnet.cli", "audit", "seal", "--every", "10"])
-        )
-        helpers.extend(_demo_clock())
     try:
+        if args.action == "demo":
+            _demo_helpers(args.host, args.port, helpers)
         serve(
             application,
             host=args.host,
@@ -146,6 +125,28 @@ def _demo_clock() -> list[subprocess.Popen[bytes]]:
     if settings.ETCNET_TIME_SOURCE:
         helpers.append(subprocess.Popen([*clock, "check", "--every", "60"]))
     return helpers
+
+
+def _demo_helpers(host: str, port: int, helpers: list[subprocess.Popen[bytes]]) -> None:
+    """The demo's processes beside the center, each added to `helpers` as it starts."""
+    helpers.append(_demo_terminal(host, port))
+    # The status-list schedule: an increment every 5 minutes, a full version daily.
+    helpers.append(
+        subprocess.Popen([sys.executable, "-m", "etcnet.cli", "lists", "publish", "--every", "300"])
+    )
+    # The signature server, the simulated national center and the exchange loop.
+    from etcnet.demo import exchange as demo_exchange
+
+    demo_exchange.start(helpers)
+    # Plate pre-selection: lapsed locks, overdue numbers, the 24-hour cancellation.
+    helpers.append(
+        subprocess.Popen([sys.executable, "-m", "etcnet.cli", "plates", "expire", "--every", "60"])
+    )
+    # The audit trail's sealer: events hash-chained within seconds (docs/audit.md).
+    helpers.append(
+        subprocess.Popen([sys.executable, "-m", "etcnet.cli", "audit", "seal", "--every", "10"])
+    )
+    helpers.extend(_demo_clock())
 
 
 def _demo_terminal(host: str, port: int) -> subprocess.Popen[bytes]:

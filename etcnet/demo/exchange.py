@@ -51,13 +51,18 @@ def _wait_for(paths: list[Path], process: subprocess.Popen[bytes], timeout_s: fl
         time.sleep(0.1)
 
 
-def start() -> list[subprocess.Popen[bytes]]:
-    """Starts the three processes; returns them for the center to stop."""
+def start(into: list[subprocess.Popen[bytes]]) -> None:
+    """Starts the processes, each added to ``into`` as it starts (the center
+    stops them, also when one of them fails to start)."""
     data = Path(settings.DATA_DIR)
     signer_dir = data / "signer"
     if not (signer_dir / "key.json").exists():
-        subprocess.run(_etcnet("signer", "init"), check=True, stdout=subprocess.DEVNULL)
-    signer = subprocess.Popen(_etcnet("signer", "serve"))
+        subprocess.run(
+            _etcnet("signer", "--dir", str(signer_dir), "init"),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    into.append(subprocess.Popen(_etcnet("signer", "--dir", str(signer_dir), "serve")))
     national_dir = data / "national-sim"
     national = subprocess.Popen(
         _etcnet(
@@ -66,6 +71,7 @@ def start() -> list[subprocess.Popen[bytes]]:
             "--port", str(NATIONAL_PORT), "--dispute-every", "50", "--auto-summary",
         )
     )  # fmt: skip
+    into.append(national)
     _wait_for(
         [national_dir / "tls-cert.pem", national_dir / "signer" / "certificate.json"], national
     )
@@ -77,7 +83,7 @@ def start() -> list[subprocess.Popen[bytes]]:
     if not marker.exists():
         _hand_over(_card_used_elsewhere(), national_dir / "tls-cert.pem")
         marker.write_text("handed over\n")
-    runner = subprocess.Popen(_etcnet("exchange", "run", "--every", "15"))
+    into.append(subprocess.Popen(_etcnet("exchange", "run", "--every", "15")))
     print(
         f"etcnet signer on {settings.ETCNET_SIGNER_URL}; national-sim on "
         f"https://127.0.0.1:{NATIONAL_PORT}/ (its state: /sim/state); the exchange runs every 15 s",
@@ -85,7 +91,7 @@ def start() -> list[subprocess.Popen[bytes]]:
     )
     from etcnet.demo import banks  # the simulated banks and the bank loop (docs/banks.md)
 
-    return [signer, national, runner, *banks.start()]
+    into.extend(banks.start())
 
 
 def _card_used_elsewhere() -> bytes | None:

@@ -11,12 +11,12 @@ docs/exchange.md) and never crosses the API.
     etcnet signer status
 
 The folder (``--dir``, else ``$ETCNET_SIGNER_DIR``, else ``$ETCNET_DATA_DIR/signer``,
-else ``./var/signer``) holds ``key.json`` (the key pair and its certificate's
-serial), ``certificate.json`` (the current certificate), ``certificates/`` (every
-certificate it ever held, for verifying old signatures), ``client.token`` (the
-bearer token of the API; the center reads it) and ``signed.log`` (one JSON line
-per signature: when, the certificate, the digest and what the caller said it
-signs — 防抵赖).
+else ``var/signer`` in the checkout, as the center's settings) holds ``key.json``
+(the key pair and its certificate's serial), ``certificate.json`` (the current
+certificate), ``certificates/`` (every certificate it ever held, for verifying
+old signatures), ``client.token`` (the bearer token of the API; the center reads
+it) and ``signed.log`` (one JSON line per signature: when, the certificate, the
+digest and what the caller said it signs — 防抵赖).
 
 The API (JSON; every call carries ``Authorization: Bearer <token>``):
 
@@ -85,7 +85,8 @@ def default_dir() -> Path:
     if os.environ.get("ETCNET_SIGNER_DIR"):
         return Path(os.environ["ETCNET_SIGNER_DIR"])
     data = os.environ.get("ETCNET_DATA_DIR")
-    return Path(data) / "signer" if data else Path("var") / "signer"
+    # As the center's settings: $ETCNET_DATA_DIR, else var/ in the checkout.
+    return (Path(data) if data else Path(__file__).resolve().parents[2] / "var") / "signer"
 
 
 class KeyStore:

@@ -93,24 +93,26 @@ def exchange(tmp_path: Path) -> Any:
             env=env, cwd=ROOT,
         ),
     ]  # fmt: skip
-    sim = Sim(env["ETCNET_NATIONAL_URL"], data / "national-sim" / "tls-cert.pem")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            sim.call("GET", "/sim/state")
-            httpx.get(env["ETCNET_SIGNER_URL"] + "/v1/health")
-            break
-        except (httpx.HTTPError, OSError):
-            assert time.monotonic() < deadline, "the signer or the national-sim did not start"
-            time.sleep(0.2)
-    for path, kind in (
-        (data / "signer" / "certificate.json", "self"),
-        (data / "national-sim" / "signer" / "certificate.json", "national"),
-    ):
-        etcnet(env, "exchange", "certificate", "register", str(path), "--kind", kind)
-    yield env, sim, data / "etcnet.sqlite3"
-    for process in processes:
-        stop(process)
+    try:
+        sim = Sim(env["ETCNET_NATIONAL_URL"], data / "national-sim" / "tls-cert.pem")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                sim.call("GET", "/sim/state")
+                httpx.get(env["ETCNET_SIGNER_URL"] + "/v1/health")
+                break
+            except (httpx.HTTPError, OSError):
+                assert time.monotonic() < deadline, "the signer or the national-sim did not start"
+                time.sleep(0.2)
+        for path, kind in (
+            (data / "signer" / "certificate.json", "self"),
+            (data / "national-sim" / "signer" / "certificate.json", "national"),
+        ):
+            etcnet(env, "exchange", "certificate", "register", str(path), "--kind", kind)
+        yield env, sim, data / "etcnet.sqlite3"
+    finally:
+        for process in processes:
+            stop(process)
 
 
 def test_the_sender_killed_before_it_stores_the_answer_loses_and_doubles_nothing(exchange):
