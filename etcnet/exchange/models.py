@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class PartyKind(models.TextChoices):
@@ -44,8 +45,8 @@ class PartyCertificate(models.Model):
 
 
 class Direction(models.TextChoices):
-    OUT = "out", _("Sent")
-    IN = "in", _("Received")
+    OUT = "out", pgettext_lazy("exchange direction", "Sent")
+    IN = "in", pgettext_lazy("exchange direction", "Received")
 
 
 class TransferState(models.TextChoices):

@@ -32,6 +32,8 @@ KINDS = {
     "transactions": _lazy("Transaction package (原始交易包)"),
     "accounting": _lazy("Accounting result (记账)"),
     "summary": _lazy("Clearing summary (清分统计)"),
+    "statuslist": _lazy("Status list version"),
+    "disputes": _lazy("Dispute results (争议处理结果)"),
 }
 
 
