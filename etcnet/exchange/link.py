@@ -45,7 +45,7 @@ from etcnet.clearing.models import (
 from etcnet.clearing.packages import ResponseResult
 from etcnet.core import audit
 from etcnet.core.errors import DomainError as ClearingProblem
-from etcnet.exchange import disputes, protocol, signing, sm2
+from etcnet.exchange import disputes, notices, protocol, signing, sm2
 from etcnet.exchange.models import Direction, Transfer, TransferState
 from etcnet.lists import services as lists
 from etcnet.lists.models import ListVersion
@@ -57,8 +57,10 @@ _ACKNOWLEDGED = (ResponseResult.RECEIVED, ResponseResult.DUPLICATE)
 STATUS_LIST = "statuslist"
 #: 争议处理结果: a file too (etcnet.exchange.disputes).
 DISPUTE_RESULT = "disputes"
+#: 退费/补缴通知: a file too (etcnet.exchange.notices).
+NOTICES = "notices"
 #: A file from the national center is numbered apart from its §6.2 messages.
-FILES = (STATUS_LIST, DISPUTE_RESULT)
+FILES = (STATUS_LIST, DISPUTE_RESULT, NOTICES)
 
 
 @dataclass
@@ -420,7 +422,13 @@ def take_file(
     except ValueError:
         file_id = 0
     kept = f"exchange/in/files/{national}-{file_id:010d}-{name}"
-    kind = DISPUTE_RESULT if name.startswith(disputes.PREFIX) else STATUS_LIST
+    kind = (
+        DISPUTE_RESULT
+        if name.startswith(disputes.PREFIX)
+        else NOTICES
+        if name.startswith(notices.PREFIX)
+        else STATUS_LIST
+    )
     envelope = packages.Envelope(packages.Header(national, settings.ETCNET_CLEARING_SENDER_ID,
                                                  max(file_id, 1)), 5, 0, 0)  # fmt: skip
     try:
@@ -450,6 +458,12 @@ def take_file(
             disputes.apply(data, actor=actor)
             refusal = ""
         except (disputes.DisputeFileError, ClearingProblem) as error:
+            refusal = str(error)
+    elif kind == NOTICES:
+        try:
+            notices.apply(data, file=kept, actor=actor)
+            refusal = ""
+        except notices.NoticeFileError as error:
             refusal = str(error)
     else:
         imported = lists.import_file(data, filename=name, actor=actor)

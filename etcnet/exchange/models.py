@@ -284,3 +284,47 @@ class SettlementInstruction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference} {self.amount_fen} {self.state}"
+
+
+class NoticeKind(models.TextChoices):
+    REFUND = "refund", _("Refund (退费)")
+    SUPPLEMENT = "supplement", _("Supplementary payment (补缴)")
+
+
+class NoticeState(models.TextChoices):
+    OPEN = "open", _("To handle")
+    HANDLED = "handled", _("Handled")
+
+
+class Notice(models.Model):
+    """A refund or supplementary-payment notice from the national center about one
+    of our cards used on another province's road (etcnet.exchange.notices): the
+    holder is owed a refund, or owes a supplementary payment. Kept open until the
+    refund and recovery work of issue 17 handles it."""
+
+    sender_id = models.CharField(max_length=16)
+    notice_id = models.CharField(max_length=40)
+    kind = models.CharField(max_length=10, choices=NoticeKind.choices)
+    card_no = models.CharField(max_length=20)
+    account = models.ForeignKey(
+        "cards.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    amount_fen = models.BigIntegerField()
+    service_provider_id = models.CharField(max_length=32)
+    occurred_at = models.DateTimeField()  # the trip's, as the notice gives it
+    reason = models.CharField(max_length=200)
+    file = models.CharField(max_length=200)  # the notice file it came in, under DATA_DIR
+    state = models.CharField(max_length=8, choices=NoticeState.choices, default=NoticeState.OPEN)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sender_id", "notice_id"], name="exchange_notice_once"),
+            models.CheckConstraint(
+                condition=models.Q(amount_fen__gt=0), name="exchange_notice_positive"
+            ),
+        ]
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.notice_id} {self.card_no} {self.amount_fen}"

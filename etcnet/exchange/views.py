@@ -19,12 +19,19 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
-from etcnet.clearing.reports.tables import FilterError, Period
+from etcnet.clearing.reports.tables import FilterError, Period, mask_card
 from etcnet.clearing.statements import NoStatement
 from etcnet.core import audit
-from etcnet.core.roles import Role, role_required
+from etcnet.core.roles import Role, may_see_personal_data, role_required
 from etcnet.exchange import signing, statements
-from etcnet.exchange.models import Direction, PartyCertificate, Transfer, TransferState
+from etcnet.exchange.models import (
+    Direction,
+    Notice,
+    NoticeState,
+    PartyCertificate,
+    Transfer,
+    TransferState,
+)
 
 READERS = (Role.CENTER_OPERATOR, Role.AUDITOR)
 PAGE = 100
@@ -34,6 +41,7 @@ KINDS = {
     "summary": _lazy("Clearing summary (清分统计)"),
     "statuslist": _lazy("Status list version"),
     "disputes": _lazy("Dispute results (争议处理结果)"),
+    "notices": _lazy("Refund and supplementary-payment notices"),
 }
 
 
@@ -62,6 +70,7 @@ def index(request: HttpRequest) -> HttpResponse:
         for c in Transfer.objects.values("direction", "state").annotate(n=Count("id"))
     }
     now = timezone.now()
+    reveal = may_see_personal_data(request.user)
     waiting = Transfer.objects.filter(direction=Direction.OUT, state=TransferState.PENDING)
     oldest = waiting.order_by("created_at").first()
     context = {
@@ -80,6 +89,14 @@ def index(request: HttpRequest) -> HttpResponse:
         "oldest_minutes": int((now - oldest.created_at).total_seconds() // 60) if oldest else None,
         "now": now,
         "may_act": request.user.groups.filter(name=Role.CENTER_OPERATOR).exists(),
+        "notices": [
+            {
+                "notice": n,
+                "card": mask_card(n.card_no, reveal),
+                "yuan": f"{n.amount_fen / 100:.2f}",
+            }
+            for n in Notice.objects.filter(state=NoticeState.OPEN)[:PAGE]
+        ],
     }
     return TemplateResponse(request, "exchange/index.html", context, status=400 if error else 200)
 
