@@ -328,3 +328,19 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.notice_id} {self.card_no} {self.amount_fen}"
+
+
+class AuditAnchor(models.Model):
+    """The audit chain's head at a checkpoint, signed by the signature server
+    (etcnet.exchange.anchors). Append-only."""
+
+    last_seq = models.BigIntegerField(unique=True)
+    head_hash = models.CharField(max_length=64)
+    signature = models.TextField()  # the header value: SM2-SM3 signer=…, serial=…, value=…
+    signed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["last_seq"]
+
+    def __str__(self) -> str:
+        return f"anchor {self.last_seq} {self.head_hash[:12]}"

@@ -10,6 +10,7 @@ etcnet exchange national-sim --dir D --peer-cert F   the simulated national cent
 etcnet exchange statement --kind K [--counterparty C] --period P --out DIR
                                             a signed statement (zip) for a counterparty
 etcnet exchange verify FILE [--party ID]    FILE against FILE.sig and the registered certificates
+etcnet exchange anchor | anchors            sign the audit chain's head | prove the anchors
 etcnet exchange bank …                      the banks (etcnet.exchange.banks.command)
 etcnet exchange bank-sim --dir D --peer-cert F       a simulated bank
                                             (a process of its own: etcnet.exchange.banksim)
@@ -24,7 +25,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from etcnet.exchange import link, signing, sm2
+from etcnet.exchange import anchors, link, signing, sm2
 from etcnet.exchange.banks import command as bank_command
 from etcnet.exchange.models import PartyCertificate, PartyKind, Transfer, TransferState
 
@@ -56,6 +57,8 @@ class Command(BaseCommand):
         statement.add_argument("--counterparty", default="")
         statement.add_argument("--period", required=True, help="YYYY-MM-DD or YYYY-MM")
         statement.add_argument("--out", required=True, help="the folder the zip goes to")
+        sub.add_parser("anchor", help="the audit chain's head signed by the signature server")
+        sub.add_parser("anchors", help="prove the audit chain's signed anchors")
         verify = sub.add_parser("verify", help="a file against FILE.sig")
         verify.add_argument("file")
         verify.add_argument("--party", default=None, help="the party that must have signed")
@@ -72,13 +75,17 @@ class Command(BaseCommand):
                 self._certificates()
         elif action == "statement":
             self._statement(options)
+        elif action == "anchor":
+            self._pass("anchor")
+        elif action == "anchors":
+            self._anchors()
         elif action == "verify":
             self._verify(Path(options["file"]), options["party"])
         elif action == "transfers":
             self._transfers(options["state"], options["limit"])
         elif action == "run":
             while True:
-                self._pass("queue", "send", "receive")
+                self._pass("queue", "send", "receive", "anchor")
                 if not options["every"]:
                     break
                 time.sleep(options["every"])
@@ -105,6 +112,13 @@ class Command(BaseCommand):
         out.mkdir(parents=True, exist_ok=True)
         (out / found.filename).write_bytes(found.data)
         self.stdout.write(f"{out / found.filename}: PDF and Excel, each with its signature")
+
+    def _anchors(self) -> None:
+        proof = anchors.verify()
+        if not proof.ok:
+            raise CommandError("; ".join(proof.failures[:5]))
+        self.stdout.write(f"{proof.anchors} anchor(s) proved: signed by the signature server,"
+                          " each still the chain's hash at its seq")  # fmt: skip
 
     def _verify(self, path: Path, party: str | None) -> None:
         try:
@@ -141,7 +155,11 @@ class Command(BaseCommand):
     def _pass(self, *steps: str) -> None:
         try:
             for step in steps:
-                if step == "queue":
+                if step == "anchor":
+                    made = anchors.anchor()
+                    if made is not None:
+                        self.stdout.write(f"anchored seq {made.last_seq} {made.head_hash[:16]}…")
+                elif step == "queue":
                     made = link.queue()
                     if made:
                         self.stdout.write(f"queued {made} message(s)")
