@@ -156,9 +156,11 @@ class Command(BaseCommand):
         try:
             for step in steps:
                 if step == "anchor":
-                    made = anchors.anchor()
-                    if made is not None:
-                        self.stdout.write(f"anchored seq {made.last_seq} {made.head_hash[:16]}…")
+                    anchored = anchors.anchor()
+                    if anchored is not None:
+                        self.stdout.write(
+                            f"anchored seq {anchored.last_seq} {anchored.head_hash[:16]}…"
+                        )
                 elif step == "queue":
                     made = link.queue()
                     if made:
