@@ -5,13 +5,14 @@ record, a bad signature, the counterpart down for an hour)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 import time_machine
 from django.utils import timezone
 
-from etcnet.clearing import exchange, packages
+from etcnet.clearing import exchange, packages, simulated
 from etcnet.clearing.models import ClearingEntry, ExchangeFile
 from etcnet.core.models import AuditEvent
 from etcnet.exchange import link
@@ -175,11 +176,30 @@ def test_the_commands_say_what_is_missing_and_change_nothing(foreign_day, settin
 
 
 def test_a_package_answered_by_file_is_not_sent_again(foreign_day, national, tmp_path):
-    from etcnet.clearing import simulated
-
     (path,) = exchange.export_day(DAY, tmp_path)
     answer = tmp_path / "accounting.xml"
     answer.write_bytes(simulated.answer(path.read_bytes(), message_id=1))
     exchange.import_file(answer)
     assert link.queue() == 0
     assert national.state()["received"] == []
+
+
+def test_a_clearing_summary_that_does_not_reconcile_is_answered_8(foreign_day, national):
+    link.queue()
+    link.send()
+    link.receive()  # the issuer's 记账 for our package
+    accounting = ExchangeFile.objects.get(direction="in", kind="accounting")
+    answered = (exchange.folder() / accounting.name).read_bytes()
+    wrong = packages.read(
+        simulated.summary(
+            [answered], message_id=700, issuer_id="3201",
+            process_time=dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC),
+        )
+    )  # fmt: skip
+    national.queue(packages.write(dataclasses.replace(wrong, amount_fen=wrong.amount_fen + 1)))
+    assert link.receive().applied == 1  # kept …
+    taken = Transfer.objects.get(direction="in", kind="summary")
+    assert taken.response_code == 8  # … and answered 清分统计对帐失败
+    assert "清分统计对帐失败" in taken.last_error
+    (sim_answer,) = [o for o in national.state()["outbox"] if o["kind"] == "queued"]
+    assert sim_answer["waiting"] == 0
