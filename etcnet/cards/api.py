@@ -121,6 +121,9 @@ class ReasonIn(Schema):
 
 class ReplaceIn(Schema):
     new_card_no: str
+    # The old card handed in and read at the counter: its purse moves at once.
+    read_old_card: bool = False
+    card_returned: bool = True
 
 
 class CancelIn(Schema):
@@ -273,7 +276,13 @@ def cancel_loss(request: HttpRequest, card_no: str) -> Any:
 
 @router.post("/cards/{card_no}/replacement", response={201: BindingOut, **DEVICE})
 def replace(request: HttpRequest, card_no: str, payload: ReplaceIn) -> Any:
-    binding = services.replace_card(card_no, new_card_no=payload.new_card_no, actor=request.user)
+    binding = services.replace_card(
+        card_no,
+        new_card_no=payload.new_card_no,
+        card_returned=payload.card_returned,
+        read_old_card=payload.read_old_card,
+        actor=request.user,
+    )
     return Status(201, _binding(binding))
 
 

@@ -271,17 +271,44 @@ def cancel_loss(request: HttpRequest, card_no: str) -> HttpResponse:
 @role_required(*CLERK)
 @require_POST
 def replace(request: HttpRequest, card_no: str) -> HttpResponse:
+    handed_in = request.POST.get("old_card") == "read"
     try:
         binding = services.replace_card(
-            card_no, new_card_no=request.POST.get("new_card_no", ""), actor=request.user
+            card_no,
+            new_card_no=request.POST.get("new_card_no", ""),
+            card_returned=handed_in,
+            read_old_card=handed_in,
+            actor=request.user,
         )
     except DomainError as error:
         _fail(request, error)
         return redirect("cards:card", card_no)
-    messages.success(
-        request,
-        _("Card replaced; the old balance moves to the new card after the fund-dispute period."),
-    )
+    if handed_in:
+        # The new card is in the reader: its share of the old purse is loaded now;
+        # a load that does not complete stays pending on the new card's page.
+        transfer = binding.card.top_ups.filter(
+            channel=TopUpChannel.BALANCE_TRANSFER, status=TopUpStatus.PENDING
+        ).first()
+        if transfer is not None:
+            try:
+                services.retry_top_up(transfer.pk, actor=request.user)
+            except DomainError as error:
+                _fail(request, error)
+        messages.success(
+            request,
+            _(
+                "Card replaced; the old card's balance moved to the new card at once "
+                "(a load that did not complete waits on the new card's page)."
+            ),
+        )
+    else:
+        messages.success(
+            request,
+            _(
+                "Card replaced; the old balance moves to the new card "
+                "after the fund-dispute period."
+            ),
+        )
     return redirect("cards:card", binding.card.card_no)
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from etcnet.cards import devices, ledger, vault
 from etcnet.cards.errors import (
+    CardFault,
     DisputePeriod,
     NotInStock,
 )
@@ -56,6 +57,7 @@ from etcnet.issuance.models import (
 )
 from etcnet.lists.models import ListEvent, ListStatus, ListType, Medium
 from etcnet.lists.services import record_event
+from etcnet.smartcard import ops
 
 
 def _check_reason(reason: str) -> str:
@@ -210,12 +212,29 @@ def suspend(card_no: str, *, reason: str, actor: Any) -> CardUnit:
 
 
 def replace_card(
-    card_no: str, *, new_card_no: str, actor: Any, card_returned: bool = True
+    card_no: str,
+    *,
+    new_card_no: str,
+    actor: Any,
+    card_returned: bool = True,
+    read_old_card: bool = False,
 ) -> Binding:
     """换卡/补卡: the old card is cancelled (and stays on the list if it was lost),
-    a new card from this outlet's stock takes its place in a new binding, and the
-    old balance moves to the new card once the fund-dispute period ends.
-    Audits `cards.card_replaced`, `cards.card_issued`, `cards.binding_created`."""
+    a new card from this outlet's stock takes its place in a new binding.
+
+    The old card missing (`read_old_card` false): its balance moves to the new
+    card once the fund-dispute period ends (`settle_due`). The old card handed
+    in and read at the counter (`read_old_card`): its own purse is the truth of
+    what is left, and that moves at once — a pending load of the new card
+    (channel `balance_transfer`) that the counter loads onto it now
+    (`retry_top_up`), as after a settlement. What the center holds beyond the
+    purse is debits the card logged that have not arrived yet: only that much
+    is held for the dispute period and netted against them as before. A purse
+    holding more than the center knows moves only what the center holds. A
+    read that fails or finds another card refuses the replacement (field
+    `old_card`), changing nothing.
+    Audits `cards.card_replaced`, `cards.card_issued`, `cards.binding_created`,
+    and `cards.balance_transferred` for a read card."""
     _require(actor, Role.ISSUANCE_CLERK)
     outlet = _outlet_of(actor)
     with transaction.atomic(durable=True):
@@ -228,6 +247,9 @@ def replace_card(
         _refuse_in_dispute_period(old)
         if new.state != UnitState.IN_STOCK or new.location_id != outlet.pk:
             raise NotInStock(params={"unit": str(new), "outlet": outlet.code})
+        purse = _read_handed_in(old) if read_old_card else None
+        if purse is not None:
+            card_returned = True  # read at the counter: the clerk holds it
         binding = Binding.objects.select_for_update().get(
             card=old, status__in=[BindingStatus.ISSUED, BindingStatus.ACTIVE]
         )
@@ -263,7 +285,11 @@ def replace_card(
         )
         if new.is_stored_value:
             ledger.purse_account(new)
-            _hold_balance(old, SettlementKind.TRANSFER, to_card=new, actor=actor)
+            if purse is not None:
+                _transfer_at_once(old, new, purse, actor=actor)
+            old.refresh_from_db(fields=["shadow_balance_fen"])
+            if purse is None or old.shadow_balance_fen > 0:
+                _hold_balance(old, SettlementKind.TRANSFER, to_card=new, actor=actor)
         devices.personalize_card(new, vehicle=vehicle, customer=vehicle.customer)
         _unit_event(actor, old, "cards.card_replaced", old_before, replaced_by=new.card_no)
         _unit_event(actor, new, "cards.card_issued", UnitState.IN_STOCK, replaces=old.card_no)
@@ -274,6 +300,95 @@ def replace_card(
             after={"vehicle": vehicle.pk, "card": new.card_no, "obu": binding.obu.contract_no},
         )
     return replacement
+
+
+def _read_handed_in(old: CardUnit) -> tuple[ops.CardReading, list[Any]]:
+    """The old card read at the counter, with its purse log: it must answer
+    and be this card."""
+    try:
+        reading = devices.read_card(old)
+        log = devices.read_log(old)
+    except CardFault as fault:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "old_card",
+                    "unreadable",
+                    gettext_noop("The old card could not be read ({meaning})."),
+                    {"meaning": fault.params.get("meaning", "")},
+                )
+            ]
+        ) from fault
+    if reading.card_no != old.card_no:
+        raise InvalidInput(
+            issues=[
+                FieldIssue(
+                    "old_card",
+                    "wrong_card",
+                    gettext_noop("The card read is {found}, not the card {expected} replaced."),
+                    {"found": reading.card_no or "-", "expected": old.card_no},
+                )
+            ]
+        )
+    return reading, log
+
+
+def _transfer_at_once(
+    old: CardUnit, new: CardUnit, read: tuple[ops.CardReading, list[Any]], *, actor: Any
+) -> TopUp | None:
+    """Moves what the handed-in card's purse holds (no more than the center
+    holds for it) to a pending load of the new card; the rest of the shadow
+    balance is the card's logged debits the center has not received yet."""
+    reading, log = read
+    old.refresh_from_db(fields=["shadow_balance_fen"])
+    shadow = old.shadow_balance_fen
+    moved = min(reading.balance, max(shadow, 0))
+    audit.record(
+        actor=actor,
+        action="cards.balance_transferred",
+        subject=old,
+        after={
+            "to_card": new.card_no,
+            "purse_fen": reading.balance,
+            "shadow_fen": shadow,
+            "moved_fen": moved,
+            "late_debits_fen": max(shadow - moved, 0),
+            "log": [
+                {
+                    "atc": r.atc,
+                    "type": r.trans_type,
+                    "amount_fen": r.amount,
+                    "terminal": r.terminal.hex(),
+                }
+                for r in log
+            ],
+        },
+    )
+    if moved <= 0:
+        return None
+    entry = ledger.post(
+        EntryKind.BALANCE_TRANSFER,
+        ledger.lines(
+            (ledger.purse_account(old), moved),
+            (ledger.account(ledger.LOADS_PENDING), -moved),
+        ),
+        actor=actor,
+        memo=f"{old.card_no} handed in: its purse to {new.card_no}",
+        idempotency_key=f"transfer:read:{old.card_no}",
+    )
+    return TopUp.objects.create(
+        card=new,
+        amount_fen=moved,
+        channel=TopUpChannel.BALANCE_TRANSFER,
+        status=TopUpStatus.PENDING,
+        terminal_no=settings.ETCNET_COUNTER_TERMINAL_NO,
+        received_entry=entry,
+        outlet=new.location,
+        created_by=actor,
+        created_at=timezone.now(),
+        idempotency_key=f"transfer:read:{old.card_no}",
+        request_hash="",
+    )
 
 
 def _cancel_card(card: CardUnit, actor: Any, *, reason: str, on_list: bool) -> None:

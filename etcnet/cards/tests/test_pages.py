@@ -179,3 +179,38 @@ def test_account_page_shows_cards_balance_and_recent_movements(clerk, stock, app
     assert 'data-testid="account-movements"' in page
     assert "圈存入卡" in page
     assert "+123.00" in page
+
+
+def test_replacement_page_reads_a_handed_in_card_or_waits_for_a_missing_one(clerk, stock, approved):
+    from etcnet.cards import devices, services
+    from etcnet.cards.tests.services import active
+
+    old_no = active(clerk, approved).card.card_no
+    services.top_up(old_no, amount_fen=8_800, channel="cash", idempotency_key="t", actor=clerk)
+    client = browser(clerk)
+
+    page = client.get(f"/cards/cards/{old_no}/").content.decode()
+    assert "旧卡已交回：读卡并即时转移余额" in page
+    assert "旧卡未交回：余额在资金争议期结束后转移" in page
+
+    # handed in and read: the balance is on the new card at once
+    replaced = client.post(
+        f"/cards/cards/{old_no}/replace/",
+        {"new_card_no": CARD_NOS[1], "old_card": "read"},
+        follow=True,
+    ).content.decode()
+    assert "旧卡余额已即时转入新卡" in replaced
+    new = CardUnit.objects.get(card_no=CARD_NOS[1])
+    assert devices.read_card(new).balance == 8_800
+    assert ledger.check() == []
+
+    # the new card missing at its own replacement: the wait of the dispute period
+    replaced = client.post(
+        f"/cards/cards/{CARD_NOS[1]}/replace/",
+        {"new_card_no": CARD_NOS[2], "old_card": "missing"},
+        follow=True,
+    ).content.decode()
+    assert "原卡余额将在资金争议期结束后转入新卡" in replaced
+    assert ledger.balance(ledger.SETTLEMENTS_HELD) == -8_800
+    assert ListEvent.objects.get(medium_id=CARD_NOS[1]).list_type == 3
+    assert ledger.check() == []
