@@ -84,3 +84,18 @@ class TopUpPending(Conflict):
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
     template = gettext_noop("This idempotency key was already used for a different request.")
+
+
+class PayoutDue(Conflict):
+    code = "payout_due"
+    template = gettext_noop("Payout {reference} is already due for this account.")
+
+
+class NothingToPay(Conflict):
+    code = "nothing_to_pay"
+    template = gettext_noop("Account {account} has no refund payable.")
+
+
+class PayoutWrongState(Conflict):
+    code = "payout_state"
+    template = gettext_noop("Payout {reference} is {state}; this cannot be done in that state.")

@@ -382,3 +382,50 @@ class BalanceSettlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.from_card_id}"
+
+
+class PayoutState(models.TextChoices):
+    DUE = "due", _("Due")
+    PAID = "paid", _("Paid")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Payout(models.Model):
+    """A cancelled card's balance paid out of `refunds_payable` to the customer's
+    bank account once the fund-dispute period has ended and the settlement has
+    netted the late debits: made due by a clerk for exactly what the account's
+    settled cards left payable, then paid (Dr refunds_payable / Cr bank)."""
+
+    reference = models.CharField(max_length=24, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payouts")
+    cards = models.ManyToManyField(CardUnit, related_name="payouts")
+    amount_fen = models.BigIntegerField()
+    bank_name = models.CharField(max_length=60)
+    bank_account_no = models.CharField(max_length=32)
+    holder_name = models.CharField(max_length=100)
+    state = models.CharField(max_length=10, choices=PayoutState.choices)
+    bank_reference = models.CharField(max_length=60, blank=True)
+    paid_entry = models.OneToOneField(
+        JournalEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="payout_amount_positive"),
+            # At most one payout waits per account: a second one would pay twice.
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(state="due"), name="one_due_payout_per_account"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference

@@ -160,6 +160,7 @@ def card(request: HttpRequest, card_no: str) -> HttpResponse:
             "list_events": ListEvent.objects.filter(medium_id=found.card_no).order_by(
                 "-occurred_at"
             )[:10],
+            "payouts": found.payouts.all(),
         },
     )
 

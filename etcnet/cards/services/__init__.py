@@ -15,7 +15,8 @@ and hand the card MAC2, (2) on the card's TAC move the money onto the purse.
 A card pulled out in between leaves a pending top-up that a retry finishes.
 
 The package, one module a section: ``inventory``, ``issuing``, ``topup``,
-``lifecycle``, ``purchases``; ``_common`` holds the checks and locks they share.
+``lifecycle``, ``purchases``, ``payouts``; ``_common`` holds the checks and locks
+they share.
 Callers use this package (``from etcnet.cards import services``).
 """
 
@@ -39,6 +40,13 @@ from etcnet.cards.services.lifecycle import (
     settle_due,
     suspend,
 )
+from etcnet.cards.services.payouts import (
+    DuePayout,
+    cancel_payout,
+    make_payout,
+    mark_paid,
+    payouts_due,
+)
 from etcnet.cards.services.purchases import record_purchase
 from etcnet.cards.services.topup import (
     LOAD_TYPE,
@@ -51,14 +59,19 @@ from etcnet.cards.services.topup import (
 __all__ = [
     "LOAD_TYPE",
     "MAX_TOP_UP_FEN",
+    "DuePayout",
     "activate",
     "cancel",
     "cancel_loss_report",
+    "cancel_payout",
     "issue",
     "link_bank_account",
     "listed_types",
+    "make_payout",
+    "mark_paid",
     "move_units",
     "new_idempotency_key",
+    "payouts_due",
     "receive_batch",
     "record_purchase",
     "recycle",
