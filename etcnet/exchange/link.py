@@ -18,9 +18,7 @@ inbox, over the protocol of etcnet.exchange.protocol (docs/exchange.md).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -45,7 +43,7 @@ from etcnet.clearing.models import (
 from etcnet.clearing.packages import ResponseResult
 from etcnet.core import audit
 from etcnet.core.errors import DomainError as ClearingProblem
-from etcnet.exchange import disputes, notices, protocol, signing, sm2
+from etcnet.exchange import disputes, notices, outbox, protocol, signing, sm2
 from etcnet.exchange.models import Direction, Transfer, TransferState
 from etcnet.lists import services as lists
 from etcnet.lists.models import ListVersion
@@ -84,15 +82,7 @@ def _root() -> Path:
     return Path(settings.DATA_DIR)
 
 
-def _write(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, on disk before the row that names it is committed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+_write = outbox.write
 
 
 class LinkUnavailable(Exception):
@@ -207,26 +197,8 @@ def _queue_lists(actor: Any) -> int:
 
 
 def _claim(limit: int) -> list[Transfer]:
-    """Due pending transfers, each given its next attempt time, so that another
-    process does not send them at the same moment."""
-    now = timezone.now()
-    with transaction.atomic():
-        rows = Transfer.objects.filter(direction=Direction.OUT, state=TransferState.PENDING).filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-        )
-        if connection.vendor == "postgresql":
-            rows = rows.select_for_update(skip_locked=True)
-        claimed = list(rows.order_by("message_id")[:limit])
-        for t in claimed:
-            t.attempts += 1
-            t.sent_at = now
-            wait = min(
-                settings.ETCNET_EXCHANGE_RETRY_S * 2 ** (t.attempts - 1),
-                settings.ETCNET_EXCHANGE_RETRY_MAX_S,
-            )
-            t.next_attempt_at = now + dt.timedelta(seconds=wait)
-        Transfer.objects.bulk_update(claimed, ["attempts", "sent_at", "next_attempt_at"])
-    return claimed
+    pending = Transfer.objects.filter(direction=Direction.OUT, state=TransferState.PENDING)
+    return outbox.claim(pending, limit, "message_id")
 
 
 def _fail(transfer: Transfer, error: str) -> None:

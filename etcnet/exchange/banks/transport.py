@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,12 +30,11 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
 from etcnet.core import audit
-from etcnet.exchange import bankfiles, signing, sm2
+from etcnet.exchange import bankfiles, outbox, signing, sm2
 from etcnet.exchange.banks.config import Bank, load
 from etcnet.exchange.models import BankFile, Direction, TransferState
 
@@ -87,15 +85,7 @@ def folder(direction: str, bank: str) -> Path:
     return _root() / "exchange" / "banks" / direction / bank
 
 
-def write(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, on disk before the row that names it is committed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+write = outbox.write
 
 
 def ours() -> str:
@@ -166,26 +156,10 @@ def client(bank: Bank) -> httpx.Client:
 
 
 def _claim(bank: str, limit: int) -> list[BankFile]:
-    """Due pending files of ``bank``, each given its next attempt time, so that
-    another process does not send them at the same moment."""
-    now = timezone.now()
-    with transaction.atomic():
-        rows = BankFile.objects.filter(
-            direction=Direction.OUT, bank=bank, state=TransferState.PENDING
-        ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        if connection.vendor == "postgresql":
-            rows = rows.select_for_update(skip_locked=True)
-        claimed = list(rows.order_by("created_at", "id")[:limit])
-        for f in claimed:
-            f.attempts += 1
-            f.sent_at = now
-            wait = min(
-                settings.ETCNET_EXCHANGE_RETRY_S * 2 ** (f.attempts - 1),
-                settings.ETCNET_EXCHANGE_RETRY_MAX_S,
-            )
-            f.next_attempt_at = now + dt.timedelta(seconds=wait)
-        BankFile.objects.bulk_update(claimed, ["attempts", "sent_at", "next_attempt_at"])
-    return claimed
+    pending = BankFile.objects.filter(
+        direction=Direction.OUT, bank=bank, state=TransferState.PENDING
+    )
+    return outbox.claim(pending, limit, "created_at", "id")
 
 
 def _verified_receipt(answer: httpx.Response, row: BankFile) -> tuple[dict[str, str] | None, str]:
