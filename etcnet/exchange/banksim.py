@@ -84,7 +84,7 @@ INSUFFICIENT = ("51", "余额不足 insufficient funds")
 NO_ACCOUNT = ("14", "无此账户 no such account")
 
 
-class Bank:
+class Bank(national.SimulatedParty):
     """The simulated bank's state and rules, apart from HTTP."""
 
     def __init__(
@@ -108,21 +108,6 @@ class Bank:
         self._lock = threading.RLock()
 
     # -- the clock and the behaviour -----------------------------------------------------
-
-    def _get(self, name: str, default: str) -> str:
-        row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
-        return str(row[0]) if row else default
-
-    def _set(self, name: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
-
-    def now(self) -> dt.datetime:
-        skew = float(self._get("skew_s", "0")) if hasattr(self, "_db") else 0.0
-        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock, self._db:
-            self._set("skew_s", str(float(self._get("skew_s", "0")) + seconds))
 
     def behaviour(self) -> dict[str, Any]:
         # A bank never set since it started behaves as accept, with every key.
@@ -159,23 +144,6 @@ class Bank:
             )
 
     # -- signing -------------------------------------------------------------------------
-
-    def sign(self, data: bytes, purpose: str) -> sm2.Signature:
-        keys, _ = self.keys.current()
-        value, cert = self.keys.sign(sm2.digest(keys.public, data), purpose=purpose, now=self.now())
-        return sm2.Signature(signer=cert.subject, serial=cert.serial, value=value)
-
-    def check(self, data: bytes, header: str | None) -> str:
-        """Why the center's signature on ``data`` does not hold, or ''."""
-        try:
-            signature = sm2.Signature.from_header(header)
-        except sm2.SignatureError as error:
-            return str(error)
-        if (signature.signer, signature.serial) != (self.peer.subject, self.peer.serial):
-            return f"signature: certificate {signature.serial} of {signature.signer} is unknown"
-        if not sm2.verify(self.peer.public, data, signature.value):
-            return "signature: does not verify"
-        return ""
 
     def _seq(self, kind: str) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE kind = ?", (kind,)).fetchone()

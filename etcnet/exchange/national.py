@@ -47,7 +47,7 @@ from etcnet.clearing.packages import ResponseResult
 from etcnet.exchange import protocol, sm2
 from etcnet.exchange.signer import KeyStore
 
-__all__ = ["NationalCenter", "main", "tls_certificate"]
+__all__ = ["NationalCenter", "SimulatedParty", "main", "tls_certificate"]
 
 NATIONAL_ID = simulated.NATIONAL_CENTER_ID
 MODES = ("accept", "answer", "drop-acks", "twice", "down")
@@ -117,7 +117,52 @@ def tls_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Pat
     return cert_path, key_path
 
 
-class NationalCenter:
+class SimulatedParty:
+    """What a simulated counterpart (this national center, a bank in
+    etcnet.exchange.banksim) keeps alike: its state table and movable clock, its
+    own signing key, and its check of the center's signature."""
+
+    _db: sqlite3.Connection
+    _lock: threading.RLock
+    keys: KeyStore
+    peer: sm2.Certificate
+
+    def _get(self, name: str, default: str) -> str:
+        row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else default
+
+    def _set(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
+
+    def now(self) -> dt.datetime:
+        skew = float(self._get("skew_s", "0")) if hasattr(self, "_db") else 0.0
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock, self._db:
+            self._set("skew_s", str(float(self._get("skew_s", "0")) + seconds))
+
+    def sign(self, data: bytes, purpose: str) -> sm2.Signature:
+        keys, cert = self.keys.current()
+        value, cert = self.keys.sign(sm2.digest(keys.public, data), purpose=purpose, now=self.now())
+        return sm2.Signature(signer=cert.subject, serial=cert.serial, value=value)
+
+    def check(self, data: bytes, header: str | None) -> str:
+        """Why the center's signature on ``data`` does not hold, or ''."""
+        try:
+            signature = sm2.Signature.from_header(header)
+        except sm2.SignatureError as error:
+            return str(error)
+        if (signature.signer, signature.serial) != (self.peer.subject, self.peer.serial):
+            return (
+                f"signature: certificate {signature.serial} of {signature.signer} is not registered"
+            )
+        if not sm2.verify(self.peer.public, data, signature.value):
+            return "signature: does not verify"
+        return ""
+
+
+class NationalCenter(SimulatedParty):
     """The simulator's state and rules, apart from HTTP."""
 
     def __init__(
@@ -145,21 +190,6 @@ class NationalCenter:
 
     # -- the clock and the behaviour ---------------------------------------------------
 
-    def _get(self, name: str, default: str) -> str:
-        row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
-        return str(row[0]) if row else default
-
-    def _set(self, name: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
-
-    def now(self) -> dt.datetime:
-        skew = float(self._get("skew_s", "0")) if hasattr(self, "_db") else 0.0
-        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock, self._db:
-            self._set("skew_s", str(float(self._get("skew_s", "0")) + seconds))
-
     def behaviour(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self._get("behaviour", '{"mode": "accept"}'))
         if data["mode"] == "down" and self.now().timestamp() >= data.get("until", 0):
@@ -183,25 +213,6 @@ class NationalCenter:
         return kept
 
     # -- signing ---------------------------------------------------------------------
-
-    def sign(self, data: bytes, purpose: str) -> sm2.Signature:
-        keys, cert = self.keys.current()
-        value, cert = self.keys.sign(sm2.digest(keys.public, data), purpose=purpose, now=self.now())
-        return sm2.Signature(signer=cert.subject, serial=cert.serial, value=value)
-
-    def check(self, data: bytes, header: str | None) -> str:
-        """Why the center's signature on ``data`` does not hold, or ''."""
-        try:
-            signature = sm2.Signature.from_header(header)
-        except sm2.SignatureError as error:
-            return str(error)
-        if (signature.signer, signature.serial) != (self.peer.subject, self.peer.serial):
-            return (
-                f"signature: certificate {signature.serial} of {signature.signer} is not registered"
-            )
-        if not sm2.verify(self.peer.public, data, signature.value):
-            return "signature: does not verify"
-        return ""
 
     def _next_message_id(self) -> int:
         row = self._db.execute("SELECT MAX(message_id) FROM outbox").fetchone()
